@@ -73,7 +73,8 @@ impl HeaderDecompressor {
         let first = input
             .len()
             .saturating_mul(4)
-            .clamp(256, limit.saturating_add(1));
+            .max(256)
+            .min(limit.saturating_add(1));
         let mut out: Vec<u8> = Vec::with_capacity(first);
         let mut discarded = 0usize;
         let start_in = self.inflate.total_in();
@@ -82,7 +83,8 @@ impl HeaderDecompressor {
             let before_out = self.inflate.total_out();
             let before_in = self.inflate.total_in();
             if out.len() == out.capacity() {
-                out.reserve(out.capacity().clamp(256, 64 * 1024));
+                // Exact growth: `reserve` could double past the limit.
+                out.reserve_exact(out.capacity().clamp(256, 64 * 1024));
             }
             let status = match self.inflate.decompress_vec(
                 &input[consumed..],
