@@ -40,6 +40,7 @@
 pub mod codec;
 pub mod frame;
 pub mod header_block;
+pub mod session;
 
 pub use codec::{DecodeError, DecodeLimits, EncodeError, EncodedData, FrameDecoder, FrameEncoder};
 pub use frame::{Frame, StreamId, Version};

@@ -1,0 +1,227 @@
+//! Every knob of a session, with safe defaults.
+//!
+//! Each limit exists because a peer controls the quantity it bounds; the doc
+//! of each setter says which attack or mistake it stops.
+
+use std::time::Duration;
+
+use crate::codec::DecodeLimits;
+use crate::header_block::CompressConfig;
+
+/// The default stream receive window of SPDY/3 and the default session
+/// window of SPDY/3.1: 64 KiB.
+pub const DEFAULT_WINDOW: u32 = 64 * 1024;
+
+/// The largest window the specs allow, 2^31 - 1.
+pub const MAX_WINDOW: u32 = 0x7fff_ffff;
+
+/// A rate limit: at most `max` events in any `per` period (measured in
+/// fixed windows of that length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Events allowed per period.
+    pub max: u32,
+    /// The period.
+    pub per: Duration,
+}
+
+impl RateLimit {
+    /// `max` events per `per`.
+    pub const fn new(max: u32, per: Duration) -> RateLimit {
+        RateLimit { max, per }
+    }
+}
+
+/// Configuration of a [`Session`](super::Session).
+///
+/// Build it with the `with_*` methods from [`Config::default()`].
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) decode: DecodeLimits,
+    pub(crate) compression: CompressConfig,
+    pub(crate) max_concurrent_streams: u32,
+    pub(crate) initial_window: u32,
+    pub(crate) session_window: u32,
+    pub(crate) max_send_buffer: usize,
+    pub(crate) max_data_frame: usize,
+    pub(crate) max_pending_opens: usize,
+    pub(crate) accept_push: bool,
+    pub(crate) max_pending_control: usize,
+    pub(crate) peer_reset_rate: RateLimit,
+    pub(crate) ping_rate: RateLimit,
+    pub(crate) settings_rate: RateLimit,
+    pub(crate) empty_frame_rate: RateLimit,
+    pub(crate) small_frame_rate: RateLimit,
+    pub(crate) small_frame_len: usize,
+    pub(crate) keepalive: Option<(Duration, Duration)>,
+    pub(crate) max_recently_reset: usize,
+    pub(crate) upgrade_v3_to_v3_1: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            decode: DecodeLimits::default(),
+            compression: CompressConfig::default(),
+            max_concurrent_streams: 100,
+            initial_window: DEFAULT_WINDOW,
+            session_window: 1024 * 1024,
+            max_send_buffer: 256 * 1024,
+            max_data_frame: 16 * 1024,
+            max_pending_opens: 1024,
+            accept_push: true,
+            max_pending_control: 1024,
+            peer_reset_rate: RateLimit::new(1000, Duration::from_secs(10)),
+            ping_rate: RateLimit::new(500, Duration::from_secs(10)),
+            settings_rate: RateLimit::new(100, Duration::from_secs(10)),
+            empty_frame_rate: RateLimit::new(500, Duration::from_secs(10)),
+            small_frame_rate: RateLimit::new(20_000, Duration::from_secs(10)),
+            small_frame_len: 256,
+            keepalive: None,
+            max_recently_reset: 256,
+            upgrade_v3_to_v3_1: true,
+        }
+    }
+}
+
+impl Config {
+    /// Limits of the frame decoder: largest control frame, largest
+    /// decompressed header block, DATA piece size.
+    pub fn with_decode_limits(mut self, limits: DecodeLimits) -> Config {
+        self.decode = limits;
+        self
+    }
+
+    /// Settings of the header compressor.
+    pub fn with_compression(mut self, compression: CompressConfig) -> Config {
+        self.compression = compression;
+        self
+    }
+
+    /// Streams the *peer* may have open at once (advertised as
+    /// SETTINGS_MAX_CONCURRENT_STREAMS); more are refused with
+    /// REFUSED_STREAM. Default 100, the spec's recommended minimum.
+    pub fn with_max_concurrent_streams(mut self, n: u32) -> Config {
+        self.max_concurrent_streams = n;
+        self
+    }
+
+    /// Receive window of each stream, advertised with
+    /// SETTINGS_INITIAL_WINDOW_SIZE (SPDY/3 and later). What a peer can make
+    /// us buffer per stream. Clamped to 1 ..= 2^31 - 1. Default 64 KiB.
+    pub fn with_initial_window(mut self, bytes: u32) -> Config {
+        self.initial_window = bytes.clamp(1, MAX_WINDOW);
+        self
+    }
+
+    /// Receive window of the whole session (SPDY/3.1): what a peer can make
+    /// us buffer across all streams. Clamped to 64 KiB ..= 2^31 - 1 (the
+    /// session window starts at 64 KiB and can only be raised). Default 1 MiB.
+    pub fn with_session_window(mut self, bytes: u32) -> Config {
+        self.session_window = bytes.clamp(DEFAULT_WINDOW, MAX_WINDOW);
+        self
+    }
+
+    /// Outbound bytes buffered per stream before
+    /// [`send_capacity`](super::Session::send_capacity) reports none: what a
+    /// peer that never opens its window can make us hold per stream.
+    /// Default 256 KiB.
+    pub fn with_max_send_buffer(mut self, bytes: usize) -> Config {
+        self.max_send_buffer = bytes.max(1);
+        self
+    }
+
+    /// Largest DATA frame we send. Smaller frames let a new high-priority
+    /// stream overtake a bulk transfer sooner. Clamped to 1 ..= 2^24 - 1.
+    /// Default 16 KiB.
+    pub fn with_max_data_frame(mut self, bytes: usize) -> Config {
+        self.max_data_frame = bytes.clamp(1, 0x00ff_ffff);
+        self
+    }
+
+    /// Streams we may queue while the peer's MAX_CONCURRENT_STREAMS is
+    /// reached; opening more fails. Default 1024.
+    pub fn with_max_pending_opens(mut self, n: usize) -> Config {
+        self.max_pending_opens = n;
+        self
+    }
+
+    /// Whether a client accepts server push (otherwise pushed streams are
+    /// refused with REFUSED_STREAM). Default true.
+    pub fn with_accept_push(mut self, accept: bool) -> Config {
+        self.accept_push = accept;
+        self
+    }
+
+    /// Control frames we may owe the peer (PING answers, resets, window
+    /// updates) before concluding it does not read: beyond this the session
+    /// ends (CVE-2019-9512, -9514, -9517 shapes). Default 1024.
+    pub fn with_max_pending_control(mut self, n: usize) -> Config {
+        self.max_pending_control = n.max(16);
+        self
+    }
+
+    /// Streams the peer may cancel, or make us refuse or reset, per period
+    /// (the rapid-reset attack, CVE-2023-44487). Default 1000 per 10 s.
+    pub fn with_peer_reset_rate(mut self, limit: RateLimit) -> Config {
+        self.peer_reset_rate = limit;
+        self
+    }
+
+    /// PINGs the peer may send per period (CVE-2019-9512). Default 500 per
+    /// 10 s.
+    pub fn with_ping_rate(mut self, limit: RateLimit) -> Config {
+        self.ping_rate = limit;
+        self
+    }
+
+    /// SETTINGS frames the peer may send per period (CVE-2019-9515). Default
+    /// 100 per 10 s.
+    pub fn with_settings_rate(mut self, limit: RateLimit) -> Config {
+        self.settings_rate = limit;
+        self
+    }
+
+    /// Empty DATA frames without FIN, and other frames that carry nothing,
+    /// the peer may send per period (CVE-2019-9518). Default 500 per 10 s.
+    pub fn with_empty_frame_rate(mut self, limit: RateLimit) -> Config {
+        self.empty_frame_rate = limit;
+        self
+    }
+
+    /// DATA frames shorter than `len` bytes (not ending their stream) and
+    /// WINDOW_UPDATEs smaller than `len` the peer may send per period: the
+    /// data-dribble guard (CVE-2019-9511), which stops a peer from making us
+    /// do per-frame work for a trickle of bytes. Default 20 000 per 10 s
+    /// below 256 bytes.
+    pub fn with_small_frame_rate(mut self, limit: RateLimit, len: usize) -> Config {
+        self.small_frame_rate = limit;
+        self.small_frame_len = len;
+        self
+    }
+
+    /// Keepalive: after `idle` without receiving anything, send a PING; if
+    /// nothing arrives within `timeout` after it, end the session. Off by
+    /// default.
+    pub fn with_keepalive(mut self, idle: Duration, timeout: Duration) -> Config {
+        self.keepalive = Some((idle, timeout));
+        self
+    }
+
+    /// How many streams we reset are remembered, so that frames the peer
+    /// sent before it saw our RST_STREAM are dropped quietly instead of
+    /// answered with another reset. Default 256.
+    pub fn with_max_recently_reset(mut self, n: usize) -> Config {
+        self.max_recently_reset = n;
+        self
+    }
+
+    /// For a server that detects the version from the first frame: SPDY/3
+    /// and 3.1 look the same on the wire, so a version-3 session starts as
+    /// SPDY/3 and becomes 3.1 when the peer sends a session WINDOW_UPDATE
+    /// (stream 0), as node-spdy does. Default true.
+    pub fn with_upgrade_v3_to_v3_1(mut self, upgrade: bool) -> Config {
+        self.upgrade_v3_to_v3_1 = upgrade;
+        self
+    }
+}

@@ -1,0 +1,941 @@
+//! The sans-IO SPDY session: every rule of the protocol above the wire
+//! layer, with no socket, task or clock of its own.
+//!
+//! A [`Session`] is driven from outside, in the manner of quinn-proto:
+//!
+//! - **input**: [`handle_input`](Session::handle_input) with received bytes
+//!   and the current time, [`handle_timeout`](Session::handle_timeout) when
+//!   [`poll_timeout`](Session::poll_timeout)'s deadline passes, and
+//!   [`handle_eof`](Session::handle_eof) when the connection ends;
+//! - **application commands**: open, reply, send, receive, reset, push,
+//!   ping, go away;
+//! - **output**: after any input or command, call
+//!   [`poll_transmit`](Session::poll_transmit) until `None` and write what it
+//!   returns, then [`poll_event`](Session::poll_event) until `None`, then
+//!   [`poll_timeout`](Session::poll_timeout). Time must never go backwards.
+//!
+//! Flow control is the memory bound: what a peer can make a session buffer
+//! is its stream windows (for each stream) and, in SPDY/3.1, its session
+//! window (for all streams together); a WINDOW_UPDATE is sent only when the
+//! application [releases](Session::release_capacity) data it has consumed.
+//! Every other queue a peer can grow has a limit in [`Config`].
+
+mod config;
+mod error;
+mod event;
+mod flow;
+mod limits;
+mod ping;
+mod recv;
+mod scheduler;
+mod send;
+mod stream;
+
+pub use config::{Config, RateLimit, DEFAULT_WINDOW, MAX_WINDOW};
+pub use error::{Flood, Initiator, ProtocolViolation, SessionError, StreamError, UserError};
+pub use event::Event;
+pub use send::Transmit;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use self::flow::Window;
+use self::limits::RateCounter;
+use self::ping::PingState;
+use self::scheduler::Scheduler;
+use self::stream::Stream;
+use crate::codec::{FrameDecoder, FrameEncoder};
+use crate::frame::{
+    Frame, GoAway, GoAwayStatus, RstStatus, RstStream, Setting, SettingId, Settings, StreamId,
+    SynReply, SynStream, Version, WindowUpdate,
+};
+use crate::header_block::{validate_block, HeaderBlock};
+
+/// Which end of the session this is. It decides the parity of the stream
+/// ids and ping ids we use (client odd, server even), and nothing about who
+/// dialed the TCP connection: an origin behind NAT may dial out and then
+/// play the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Opens odd-numbered streams.
+    Client,
+    /// Opens even-numbered streams and may push.
+    Server,
+}
+
+/// What [`Session::recv`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recv {
+    /// Some of the stream's data, in order.
+    Data(Bytes),
+    /// The peer finished its side: no more data will come.
+    End,
+    /// Nothing buffered now; an [`Event::Readable`] will say when.
+    Pending,
+}
+
+/// Options for [`Session::open_stream`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpenOptions {
+    /// Priority, 0 highest: 0..=7 (SPDY/3), 0..=3 (SPDY/2).
+    pub priority: u8,
+    /// Send nothing after the headers (FLAG_FIN).
+    pub fin: bool,
+    /// The peer may not send on this stream (FLAG_UNIDIRECTIONAL).
+    pub unidirectional: bool,
+}
+
+/// A stream we opened that waits for the peer's concurrency limit.
+#[derive(Debug)]
+struct PendingOpen {
+    frame: SynStream,
+}
+
+/// A SPDY session, either role, any version. See the [module docs](self).
+#[derive(Debug)]
+pub struct Session {
+    role: Role,
+    version: Option<Version>,
+    /// The version was detected from the first frame (not configured).
+    detected: bool,
+    config: Config,
+    decoder: Option<FrameDecoder>,
+    encoder: Option<FrameEncoder>,
+
+    streams: HashMap<StreamId, Stream>,
+    scheduler: Scheduler,
+    /// Frames to send before any DATA, in order.
+    control: VecDeque<Frame>,
+    events: VecDeque<Event>,
+    pending_opens: VecDeque<PendingOpen>,
+
+    next_local_id: u32,
+    /// Highest stream id the peer opened (SYN_STREAM seen).
+    last_remote_id: StreamId,
+    /// Highest peer stream we accepted (reported in our GOAWAY).
+    last_accepted_remote: StreamId,
+    local_active: usize,
+    remote_active: usize,
+    /// Streams we reset recently: late frames for them are dropped quietly.
+    recently_reset: VecDeque<StreamId>,
+
+    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until sent).
+    peer_max_concurrent: u32,
+    /// The peer's SETTINGS_INITIAL_WINDOW_SIZE: our new streams' send window.
+    peer_initial_window: u32,
+    /// Values a server asked us (a client) to persist.
+    persisted: Vec<Setting>,
+
+    conn_send_window: Window,
+    conn_recv_window: Window,
+    conn_pending_update: u32,
+
+    ping: PingState,
+    peer_resets: RateCounter,
+    ping_rate: RateCounter,
+    settings_rate: RateCounter,
+    empty_frames: RateCounter,
+    small_frames: RateCounter,
+
+    goaway_sent: bool,
+    goaway_received: Option<StreamId>,
+    /// Set once the session is over: `Some(None)` clean, `Some(Some(e))`
+    /// error.
+    closed: Option<Option<SessionError>>,
+}
+
+impl Session {
+    /// A session of known version.
+    pub fn new(role: Role, version: Version, config: Config) -> Session {
+        let mut session = Session::with_version(role, None, config);
+        session.set_version(version);
+        session
+    }
+
+    /// A server session that takes its version (2, or 3 / 3.1) from the
+    /// first control frame the client sends, as a plain-TCP server
+    /// accepting every version must.
+    pub fn detecting(config: Config) -> Session {
+        let mut session = Session::with_version(Role::Server, None, config);
+        session.detected = true;
+        session
+    }
+
+    fn with_version(role: Role, version: Option<Version>, config: Config) -> Session {
+        let now_limits = |limit| RateCounter::new(limit);
+        Session {
+            role,
+            version,
+            detected: false,
+            decoder: None,
+            encoder: None,
+            streams: HashMap::new(),
+            scheduler: Scheduler::default(),
+            control: VecDeque::new(),
+            events: VecDeque::new(),
+            pending_opens: VecDeque::new(),
+            next_local_id: match role {
+                Role::Client => 1,
+                Role::Server => 2,
+            },
+            last_remote_id: StreamId::ZERO,
+            last_accepted_remote: StreamId::ZERO,
+            local_active: 0,
+            remote_active: 0,
+            recently_reset: VecDeque::new(),
+            peer_max_concurrent: u32::MAX,
+            peer_initial_window: DEFAULT_WINDOW,
+            persisted: Vec::new(),
+            conn_send_window: Window::new(DEFAULT_WINDOW),
+            conn_recv_window: Window::new(DEFAULT_WINDOW),
+            conn_pending_update: 0,
+            ping: PingState::new(role, config.keepalive),
+            peer_resets: now_limits(config.peer_reset_rate),
+            ping_rate: now_limits(config.ping_rate),
+            settings_rate: now_limits(config.settings_rate),
+            empty_frames: now_limits(config.empty_frame_rate),
+            small_frames: now_limits(config.small_frame_rate),
+            goaway_sent: false,
+            goaway_received: None,
+            closed: None,
+            config,
+        }
+    }
+
+    /// Fixes the version and queues the frames that open a session: our
+    /// SETTINGS and, in SPDY/3.1, the session window increase.
+    fn set_version(&mut self, version: Version) {
+        self.version = Some(version);
+        self.decoder = Some(FrameDecoder::new(version, self.config.decode));
+        self.encoder = Some(FrameEncoder::with_compression(
+            version,
+            self.config.compression,
+        ));
+        if version == Version::V2 {
+            self.conn_send_window = Window::unlimited();
+            self.conn_recv_window = Window::unlimited();
+        }
+        let mut entries = vec![Setting::new(
+            SettingId::MaxConcurrentStreams,
+            self.config.max_concurrent_streams,
+        )];
+        if version != Version::V2 && self.config.initial_window != DEFAULT_WINDOW {
+            entries.push(Setting::new(
+                SettingId::InitialWindowSize,
+                self.config.initial_window,
+            ));
+        }
+        // A client returns what a server asked it to persist (2.6.4).
+        if self.role == Role::Client {
+            for setting in &self.persisted {
+                if entries.iter().all(|e| e.id != setting.id) {
+                    entries.push(Setting {
+                        persist_value: false,
+                        persisted: true,
+                        ..*setting
+                    });
+                }
+            }
+        }
+        self.control
+            .push_back(Frame::Settings(Settings::new(entries)));
+        if version == Version::V3_1 {
+            self.enable_session_window();
+        }
+    }
+
+    /// Starts SPDY/3.1 session flow control: raise the peer's view of our
+    /// session window to the configured size.
+    fn enable_session_window(&mut self) {
+        self.conn_recv_window = Window::new(self.config.session_window);
+        let extra = self.config.session_window - DEFAULT_WINDOW;
+        if extra > 0 {
+            self.control
+                .push_back(Frame::WindowUpdate(WindowUpdate::new(
+                    StreamId::ZERO,
+                    extra,
+                )));
+        }
+    }
+
+    /// This end's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The version, once known.
+    pub fn version(&self) -> Option<Version> {
+        self.version
+    }
+
+    /// Settings persisted by the server for this origin, for a client to
+    /// replay on its next session ([`set_persisted_settings`]).
+    ///
+    /// [`set_persisted_settings`]: Session::set_persisted_settings
+    pub fn persisted_settings(&self) -> &[Setting] {
+        &self.persisted
+    }
+
+    /// Gives a client the settings a server asked it to persist on an
+    /// earlier session; they are sent with FLAG_SETTINGS_PERSISTED. Call
+    /// before the first `poll_transmit`.
+    pub fn set_persisted_settings(&mut self, settings: Vec<Setting>) {
+        if self.role != Role::Client {
+            return;
+        }
+        self.persisted = settings;
+        if let Some(Frame::Settings(first)) = self.control.front_mut() {
+            for setting in &self.persisted {
+                if first.entries.iter().all(|e| e.id != setting.id) {
+                    first.entries.push(Setting {
+                        persist_value: false,
+                        persisted: true,
+                        ..*setting
+                    });
+                }
+            }
+        }
+    }
+
+    /// Streams open now: (opened by us, opened by the peer).
+    pub fn active_streams(&self) -> (usize, usize) {
+        (self.local_active, self.remote_active)
+    }
+
+    /// Whether the session is over and everything it had to send has been
+    /// handed out by `poll_transmit`.
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_some() && self.control.is_empty()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest time [`handle_timeout`](Self::handle_timeout) must be
+    /// called (keepalive).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed.is_some() {
+            return None;
+        }
+        self.ping.next_deadline()
+    }
+
+    /// Advances timers: sends the keepalive PING when the connection has been
+    /// idle, and ends the session if it goes unanswered.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.closed.is_some() {
+            return;
+        }
+        match self.ping.on_timeout(now) {
+            ping::Timeout::None => {}
+            ping::Timeout::SendPing(id) => {
+                self.control
+                    .push_back(Frame::Ping(crate::frame::Ping::new(id)));
+            }
+            ping::Timeout::Dead => self.fail_session(SessionError::KeepaliveTimeout),
+        }
+    }
+
+    /// The connection ended (EOF or IO error). Streams still open fail with
+    /// [`StreamError::SessionClosed`]; the session closes cleanly if nothing
+    /// was in progress.
+    pub fn handle_eof(&mut self) {
+        if self.closed.is_some() {
+            return;
+        }
+        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        for id in ids {
+            let unfinished = self.streams.get(&id).is_some_and(|s| !s.is_closed());
+            if unfinished {
+                self.fail_stream(id, StreamError::SessionClosed);
+            }
+        }
+        self.fail_pending_opens(StreamError::SessionClosed);
+        self.control.clear();
+        self.closed = Some(None);
+        self.events.push_back(Event::Closed { error: None });
+    }
+
+    // ===== application commands =====
+
+    fn check_open_allowed(&self) -> Result<Version, UserError> {
+        if self.closed.is_some() || self.goaway_sent || self.goaway_received.is_some() {
+            return Err(UserError::Closing);
+        }
+        self.version.ok_or(UserError::VersionUnknown)
+    }
+
+    fn check_headers(&self, version: Version, headers: &HeaderBlock) -> Result<(), UserError> {
+        validate_block(headers, version).map_err(UserError::InvalidHeaders)
+    }
+
+    fn check_priority(version: Version, priority: u8) -> Result<(), UserError> {
+        if priority > SynStream::lowest_priority(version) {
+            return Err(UserError::BadPriority(priority));
+        }
+        Ok(())
+    }
+
+    fn allocate_id(&mut self) -> Result<StreamId, UserError> {
+        let id = StreamId::new(self.next_local_id).ok_or(UserError::StreamIdsExhausted)?;
+        self.next_local_id += 2;
+        Ok(id)
+    }
+
+    /// Opens a stream with `headers` (SYN_STREAM). If the peer's
+    /// MAX_CONCURRENT_STREAMS is reached the stream waits in a bounded queue
+    /// and [`Event::StreamStarted`] says when it goes out; data sent
+    /// meanwhile is buffered.
+    pub fn open_stream(
+        &mut self,
+        headers: HeaderBlock,
+        options: OpenOptions,
+    ) -> Result<StreamId, UserError> {
+        let version = self.check_open_allowed()?;
+        self.check_headers(version, &headers)?;
+        Self::check_priority(version, options.priority)?;
+        let must_wait = !self.pending_opens.is_empty()
+            || self.local_active >= self.peer_max_concurrent as usize;
+        if must_wait && self.pending_opens.len() >= self.config.max_pending_opens {
+            return Err(UserError::TooManyPending);
+        }
+        let id = self.allocate_id()?;
+        let frame = SynStream {
+            priority: options.priority,
+            fin: options.fin,
+            unidirectional: options.unidirectional,
+            ..SynStream::new(id, headers)
+        };
+        self.insert_local_stream(&frame);
+        if must_wait {
+            self.pending_opens.push_back(PendingOpen { frame });
+        } else {
+            self.start_local_stream(frame);
+        }
+        Ok(id)
+    }
+
+    fn insert_local_stream(&mut self, frame: &SynStream) {
+        let mut stream = Stream::new(
+            true,
+            frame.priority,
+            self.new_send_window(),
+            self.new_recv_window(),
+        );
+        stream.local_closed = frame.fin;
+        stream.fin_queued = false;
+        if frame.unidirectional {
+            // The peer may not send, and will not reply.
+            stream.remote_closed = true;
+            stream.replied = true;
+            stream.fin_taken = true;
+        }
+        stream.counted = false;
+        self.streams.insert(frame.stream_id, stream);
+    }
+
+    /// Puts a local stream's SYN_STREAM on the control queue and counts it.
+    fn start_local_stream(&mut self, frame: SynStream) {
+        let id = frame.stream_id;
+        if let Some(stream) = self.streams.get_mut(&id) {
+            stream.counted = true;
+            // Control frames go out before any DATA, so data queued from
+            // now on follows the SYN_STREAM on the wire.
+            stream.opened_on_wire = true;
+            self.local_active += 1;
+        }
+        self.control.push_back(Frame::SynStream(frame));
+        self.events.push_back(Event::StreamStarted { id });
+    }
+
+    /// Opens pending local streams while the peer's limit allows.
+    fn start_pending_opens(&mut self) {
+        while self.local_active < self.peer_max_concurrent as usize {
+            let Some(pending) = self.pending_opens.pop_front() else {
+                break;
+            };
+            if self.streams.contains_key(&pending.frame.stream_id) {
+                self.start_local_stream(pending.frame);
+            }
+        }
+    }
+
+    fn fail_pending_opens(&mut self, error: StreamError) {
+        while let Some(pending) = self.pending_opens.pop_front() {
+            let id = pending.frame.stream_id;
+            if self.streams.remove(&id).is_some() {
+                self.events.push_back(Event::StreamFailed {
+                    id,
+                    error: error.clone(),
+                });
+            }
+        }
+    }
+
+    fn new_send_window(&self) -> Window {
+        if self.version == Some(Version::V2) {
+            Window::unlimited()
+        } else {
+            Window::new(self.peer_initial_window)
+        }
+    }
+
+    /// The receive window a new stream starts with. Until the peer has seen
+    /// our SETTINGS it may use the 64 KiB default, so a smaller configured
+    /// window is enforced from 64 KiB (it still limits what we release).
+    fn new_recv_window(&self) -> Window {
+        if self.version == Some(Version::V2) {
+            Window::unlimited()
+        } else {
+            Window::new(self.config.initial_window.max(DEFAULT_WINDOW))
+        }
+    }
+
+    /// Accepts a stream the peer opened (SYN_REPLY).
+    pub fn reply(
+        &mut self,
+        id: StreamId,
+        headers: HeaderBlock,
+        fin: bool,
+    ) -> Result<(), UserError> {
+        let version = self.version.ok_or(UserError::VersionUnknown)?;
+        self.check_headers(version, &headers)?;
+        let stream = self
+            .streams
+            .get_mut(&id)
+            .ok_or(UserError::UnknownStream(id))?;
+        if stream.local || stream.replied || stream.local_closed {
+            return Err(UserError::CannotReply(id));
+        }
+        stream.replied = true;
+        stream.opened_on_wire = true;
+        if fin {
+            stream.fin_queued = true;
+        }
+        self.control.push_back(Frame::SynReply(SynReply {
+            fin,
+            ..SynReply::new(id, headers)
+        }));
+        if fin {
+            self.close_local(id);
+        } else {
+            self.schedule(id);
+        }
+        Ok(())
+    }
+
+    /// Sends more headers on a stream (HEADERS): after any data already
+    /// queued, so they can serve as trailers.
+    pub fn send_headers(
+        &mut self,
+        id: StreamId,
+        headers: HeaderBlock,
+        fin: bool,
+    ) -> Result<(), UserError> {
+        let version = self.version.ok_or(UserError::VersionUnknown)?;
+        self.check_headers(version, &headers)?;
+        let stream = self.sendable_stream(id)?;
+        if stream.fin_queued {
+            return Err(UserError::SendClosed(id));
+        }
+        match &mut stream.trailers {
+            Some((pending, pending_fin)) => {
+                for (name, value) in headers.into_pairs() {
+                    pending.append(name, value);
+                }
+                *pending_fin |= fin;
+            }
+            None => stream.trailers = Some((headers, fin)),
+        }
+        self.schedule(id);
+        Ok(())
+    }
+
+    fn sendable_stream(&mut self, id: StreamId) -> Result<&mut Stream, UserError> {
+        let stream = self
+            .streams
+            .get_mut(&id)
+            .ok_or(UserError::UnknownStream(id))?;
+        let fin_pending = stream.trailers.as_ref().is_some_and(|(_, fin)| *fin);
+        if stream.local_closed || fin_pending {
+            return Err(UserError::SendClosed(id));
+        }
+        if !stream.local && !stream.replied {
+            // A peer's stream gets our SYN_REPLY before anything else of
+            // ours (some peers drop DATA that comes before it).
+            return Err(UserError::CannotReply(id));
+        }
+        Ok(stream)
+    }
+
+    /// Bytes [`send_data`](Self::send_data) accepts now on `id`.
+    pub fn send_capacity(&self, id: StreamId) -> Result<usize, UserError> {
+        let stream = self.streams.get(&id).ok_or(UserError::UnknownStream(id))?;
+        if stream.local_closed || stream.fin_queued {
+            return Err(UserError::SendClosed(id));
+        }
+        Ok(self
+            .config
+            .max_send_buffer
+            .saturating_sub(stream.send_queued))
+    }
+
+    /// Queues data (and optionally the end of our side) on a stream. Fails
+    /// with [`UserError::BufferFull`] if it exceeds
+    /// [`send_capacity`](Self::send_capacity); nothing is queued then, and
+    /// an [`Event::Writable`] follows when room opens.
+    pub fn send_data(&mut self, id: StreamId, data: Bytes, fin: bool) -> Result<(), UserError> {
+        let max = self.config.max_send_buffer;
+        let stream = self.sendable_stream(id)?;
+        if stream.fin_queued {
+            return Err(UserError::SendClosed(id));
+        }
+        if !data.is_empty() && stream.send_queued + data.len() > max {
+            stream.wants_writable = true;
+            return Err(UserError::BufferFull(id));
+        }
+        if !data.is_empty() {
+            stream.send_queued += data.len();
+            stream.send_queue.push_back(data);
+        }
+        stream.fin_queued |= fin;
+        self.schedule(id);
+        Ok(())
+    }
+
+    /// Takes up to `max` bytes the peer sent on `id`. Taken bytes still count
+    /// against the peer's window until [`release_capacity`] returns them.
+    ///
+    /// [`release_capacity`]: Self::release_capacity
+    pub fn recv(&mut self, id: StreamId, max: usize) -> Result<Recv, UserError> {
+        let stream = self
+            .streams
+            .get_mut(&id)
+            .ok_or(UserError::UnknownStream(id))?;
+        if let Some(chunk) = stream.pop_recv(max.max(1)) {
+            return Ok(Recv::Data(chunk));
+        }
+        stream.readable_notified = false;
+        if stream.remote_closed && !stream.fin_taken {
+            stream.fin_taken = true;
+            self.maybe_forget(id);
+            return Ok(Recv::End);
+        }
+        if stream.fin_taken {
+            return Ok(Recv::End);
+        }
+        Ok(Recv::Pending)
+    }
+
+    /// The application is done with `n` bytes it took from `id`: they leave
+    /// the windows, and WINDOW_UPDATEs go out once enough has accumulated
+    /// (half a window), so a slow reader slows the sender.
+    pub fn release_capacity(&mut self, id: StreamId, n: usize) -> Result<(), UserError> {
+        let half_window = (self.config.initial_window / 2).max(1);
+        let stream = self
+            .streams
+            .get_mut(&id)
+            .ok_or(UserError::UnknownStream(id))?;
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        if self.version != Some(Version::V2) {
+            stream.pending_update = stream.pending_update.saturating_add(n);
+            if !stream.remote_closed && stream.pending_update >= half_window {
+                let delta = stream.pending_update;
+                stream.pending_update = 0;
+                // Cannot overflow: the window only returns what it lent.
+                let _ = stream.recv_window.increase(delta);
+                self.control
+                    .push_back(Frame::WindowUpdate(WindowUpdate::new(id, delta)));
+            }
+        }
+        self.release_session(n);
+        Ok(())
+    }
+
+    /// Returns bytes to the SPDY/3.1 session window.
+    fn release_session(&mut self, n: u32) {
+        if self.version != Some(Version::V3_1) {
+            return;
+        }
+        self.conn_pending_update = self.conn_pending_update.saturating_add(n);
+        if self.conn_pending_update >= (self.config.session_window / 2).max(1) {
+            let delta = self.conn_pending_update;
+            self.conn_pending_update = 0;
+            let _ = self.conn_recv_window.increase(delta);
+            self.control
+                .push_back(Frame::WindowUpdate(WindowUpdate::new(
+                    StreamId::ZERO,
+                    delta,
+                )));
+        }
+    }
+
+    /// Resets a stream (RST_STREAM): both directions end at once and
+    /// buffered data is dropped.
+    pub fn reset(&mut self, id: StreamId, status: RstStatus) -> Result<(), UserError> {
+        if !self.streams.contains_key(&id) {
+            return Err(UserError::UnknownStream(id));
+        }
+        let on_wire = self.pending_opens.iter().all(|p| p.frame.stream_id != id);
+        if on_wire {
+            self.send_reset(id, status);
+        } else {
+            self.pending_opens.retain(|p| p.frame.stream_id != id);
+        }
+        self.end_stream_abruptly(id);
+        Ok(())
+    }
+
+    /// Pushes a stream (server only) associated with `associated_to`, which
+    /// must be a stream the client opened that we have not finished. The
+    /// headers must name the resource (`:scheme`, `:host`, `:path` in
+    /// SPDY/3; `url` in SPDY/2).
+    pub fn push(
+        &mut self,
+        associated_to: StreamId,
+        headers: HeaderBlock,
+        priority: u8,
+    ) -> Result<StreamId, UserError> {
+        let version = self.check_open_allowed()?;
+        if self.role != Role::Server {
+            return Err(UserError::CannotPush("only a server pushes"));
+        }
+        let assoc = self
+            .streams
+            .get(&associated_to)
+            .ok_or(UserError::CannotPush("associated stream is not open"))?;
+        // 3.3.1: "once the originating stream is closed no further push
+        // streams may be associated with it."
+        if assoc.local || assoc.local_closed {
+            return Err(UserError::CannotPush(
+                "associated stream must be an open stream the client opened",
+            ));
+        }
+        let required: &[&str] = if version == Version::V2 {
+            &["url"]
+        } else {
+            &[":scheme", ":host", ":path"]
+        };
+        if required.iter().any(|name| headers.get(name).is_none()) {
+            return Err(UserError::CannotPush(
+                "pushed headers must name the resource (:scheme, :host, :path; url in SPDY/2)",
+            ));
+        }
+        self.check_headers(version, &headers)?;
+        Self::check_priority(version, priority)?;
+        let must_wait = !self.pending_opens.is_empty()
+            || self.local_active >= self.peer_max_concurrent as usize;
+        if must_wait && self.pending_opens.len() >= self.config.max_pending_opens {
+            return Err(UserError::TooManyPending);
+        }
+        let id = self.allocate_id()?;
+        let frame = SynStream {
+            associated_to,
+            priority,
+            unidirectional: true,
+            ..SynStream::new(id, headers)
+        };
+        self.insert_local_stream(&frame);
+        if must_wait {
+            self.pending_opens.push_back(PendingOpen { frame });
+        } else {
+            self.start_local_stream(frame);
+        }
+        Ok(id)
+    }
+
+    /// Sends a PING and returns its id; [`Event::Pong`] reports the round
+    /// trip.
+    pub fn ping(&mut self, now: Instant) -> Result<u32, UserError> {
+        if self.closed.is_some() {
+            return Err(UserError::Closing);
+        }
+        self.version.ok_or(UserError::VersionUnknown)?;
+        let id = self.ping.start(now);
+        self.control
+            .push_back(Frame::Ping(crate::frame::Ping::new(id)));
+        Ok(id)
+    }
+
+    /// Starts a graceful shutdown: GOAWAY with `status`, no new streams
+    /// either way, and the session closes once the streams it accepted have
+    /// finished.
+    pub fn go_away(&mut self, status: GoAwayStatus) {
+        if self.closed.is_some() || self.goaway_sent {
+            return;
+        }
+        if self.version.is_none() {
+            self.close_now(None);
+            return;
+        }
+        self.goaway_sent = true;
+        self.control.push_back(Frame::GoAway(GoAway::new(
+            self.last_accepted_remote,
+            status,
+        )));
+        // "After sending a GOAWAY, an endpoint MUST NOT create new streams."
+        self.fail_pending_opens(StreamError::Refused);
+        self.check_drained();
+    }
+
+    // ===== shared machinery =====
+
+    fn schedule(&mut self, id: StreamId) {
+        if let Some(stream) = self.streams.get_mut(&id) {
+            if !stream.scheduled && stream.has_send_work() {
+                stream.scheduled = true;
+                self.scheduler.push_back(id, stream.priority);
+            }
+        }
+    }
+
+    /// Queues a RST_STREAM and remembers the stream as recently reset.
+    fn send_reset(&mut self, id: StreamId, status: RstStatus) {
+        let status = match self.version {
+            Some(version) => status.for_version(version),
+            None => status,
+        };
+        self.control
+            .push_back(Frame::RstStream(RstStream::new(id, status)));
+        if self.config.max_recently_reset > 0 {
+            if self.recently_reset.len() >= self.config.max_recently_reset {
+                self.recently_reset.pop_front();
+            }
+            self.recently_reset.push_back(id);
+        }
+    }
+
+    /// Closes both sides of a stream without ceremony and forgets it,
+    /// returning its unread and unreleased bytes to the session window.
+    fn end_stream_abruptly(&mut self, id: StreamId) {
+        let Some(mut stream) = self.streams.remove(&id) else {
+            return;
+        };
+        let returned = stream.clear_buffers() as u32 + stream.pending_update;
+        if stream.counted {
+            self.uncount(&stream);
+        }
+        self.release_session(returned);
+        self.check_drained();
+        self.start_pending_opens();
+    }
+
+    fn uncount(&mut self, stream: &Stream) {
+        if stream.local {
+            self.local_active = self.local_active.saturating_sub(1);
+        } else {
+            self.remote_active = self.remote_active.saturating_sub(1);
+        }
+    }
+
+    /// Ends a stream with an error the application sees.
+    fn fail_stream(&mut self, id: StreamId, error: StreamError) {
+        if self.streams.contains_key(&id) {
+            self.events.push_back(Event::StreamFailed { id, error });
+            self.end_stream_abruptly(id);
+        }
+    }
+
+    /// Our side of `id` is finished (FIN queued or sent).
+    fn close_local(&mut self, id: StreamId) {
+        if let Some(stream) = self.streams.get_mut(&id) {
+            stream.local_closed = true;
+        }
+        self.after_half_close(id);
+    }
+
+    /// Counts a stream out once both sides are closed, and forgets it when
+    /// the application has read everything.
+    fn after_half_close(&mut self, id: StreamId) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if stream.is_closed() && stream.counted {
+            stream.counted = false;
+            let local = stream.local;
+            if local {
+                self.local_active = self.local_active.saturating_sub(1);
+            } else {
+                self.remote_active = self.remote_active.saturating_sub(1);
+            }
+            self.events.push_back(Event::StreamClosed { id });
+            self.start_pending_opens();
+            self.check_drained();
+        }
+        self.maybe_forget(id);
+    }
+
+    fn maybe_forget(&mut self, id: StreamId) {
+        if self
+            .streams
+            .get(&id)
+            .is_some_and(|s| s.is_done() && !s.counted)
+        {
+            if let Some(stream) = self.streams.remove(&id) {
+                self.release_session(stream.pending_update);
+            }
+        }
+    }
+
+    /// After GOAWAY (either way), the session ends once no stream is left.
+    fn check_drained(&mut self) {
+        let going_away = self.goaway_sent || self.goaway_received.is_some();
+        if going_away
+            && self.closed.is_none()
+            && self.local_active == 0
+            && self.remote_active == 0
+            && self.pending_opens.is_empty()
+        {
+            self.closed = Some(None);
+            self.events.push_back(Event::Closed { error: None });
+        }
+    }
+
+    /// A session error: GOAWAY with the error's status, every stream fails,
+    /// and the session is over.
+    fn fail_session(&mut self, error: SessionError) {
+        if self.closed.is_some() {
+            return;
+        }
+        self.control.clear();
+        if self.version.is_some() {
+            self.control.push_back(Frame::GoAway(GoAway::new(
+                self.last_accepted_remote,
+                error.goaway_status(),
+            )));
+        }
+        self.close_now(Some(error));
+    }
+
+    fn close_now(&mut self, error: Option<SessionError>) {
+        let ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        for id in ids {
+            if self.streams.get(&id).is_some_and(|s| !s.is_closed()) {
+                self.events.push_back(Event::StreamFailed {
+                    id,
+                    error: StreamError::SessionClosed,
+                });
+            }
+        }
+        self.streams.clear();
+        self.pending_opens.clear();
+        self.local_active = 0;
+        self.remote_active = 0;
+        self.closed = Some(error.clone());
+        self.events.push_back(Event::Closed { error });
+    }
+
+    /// Queues a frame we owe the peer, ending the session if the peer lets
+    /// too many pile up.
+    fn owe(&mut self, frame: Frame) {
+        if self.control.len() >= self.config.max_pending_control {
+            self.fail_session(SessionError::Flood(Flood::PendingControl));
+            return;
+        }
+        self.control.push_back(frame);
+    }
+}

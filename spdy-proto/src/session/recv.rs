@@ -1,0 +1,590 @@
+//! Frames from the peer: what each one does to the session, and every rule
+//! that rejects one.
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+
+use super::error::{Flood, ProtocolViolation, SessionError, StreamError};
+use super::{Event, Role, Session};
+use crate::codec::DecodeError;
+use crate::frame::head::peek_version;
+use crate::frame::{
+    Data, Frame, GoAway, Headers, Ping, RstStatus, RstStream, SettingId, Settings, StreamId,
+    SynReply, SynStream, Version, WindowUpdate,
+};
+use crate::session::stream::Stream;
+
+impl Session {
+    /// Feeds bytes received from the peer. Complete frames are taken off the
+    /// front of `buf` and processed; a partial frame stays for the next call.
+    pub fn handle_input(&mut self, now: Instant, buf: &mut BytesMut) {
+        if self.closed.is_some() {
+            buf.clear();
+            return;
+        }
+        self.ping.touch(now);
+        if self.version.is_none() && !self.detect_version(buf) {
+            return;
+        }
+        while self.closed.is_none() {
+            let Some(decoder) = self.decoder.as_mut() else {
+                return;
+            };
+            match decoder.decode(buf) {
+                Ok(Some(frame)) => {
+                    self.ping.on_activity(now);
+                    self.handle_frame(now, frame);
+                }
+                Ok(None) => return,
+                Err(DecodeError::Stream {
+                    stream_id,
+                    status,
+                    kind,
+                    ..
+                }) => {
+                    self.ping.on_activity(now);
+                    // A malformed SYN_STREAM still uses up its id.
+                    if kind == crate::frame::ControlType::SynStream
+                        && stream_id > self.last_remote_id
+                        && self.is_peer_id(stream_id)
+                    {
+                        self.last_remote_id = stream_id;
+                    }
+                    self.stream_error(now, stream_id, status);
+                }
+                Err(err @ DecodeError::Session { .. }) => {
+                    self.fail_session(SessionError::from_decode(err));
+                }
+            }
+        }
+        if self.closed.is_some() {
+            buf.clear();
+        }
+    }
+
+    /// Takes the version from the first control frame. Returns whether the
+    /// version is now known.
+    fn detect_version(&mut self, buf: &BytesMut) -> bool {
+        match peek_version(buf) {
+            None => false,
+            Some(None) => {
+                self.close_now(Some(ProtocolViolation::NoVersion.into()));
+                false
+            }
+            Some(Some(2)) => {
+                self.set_version(Version::V2);
+                self.events.push_back(Event::Version(Version::V2));
+                true
+            }
+            Some(Some(3)) => {
+                self.set_version(Version::V3);
+                self.events.push_back(Event::Version(Version::V3));
+                true
+            }
+            Some(Some(other)) => {
+                self.close_now(Some(ProtocolViolation::UnsupportedVersion(other).into()));
+                false
+            }
+        }
+    }
+
+    fn is_peer_id(&self, id: StreamId) -> bool {
+        match self.role {
+            Role::Client => id.is_server_initiated(),
+            Role::Server => id.is_client_initiated(),
+        }
+    }
+
+    fn handle_frame(&mut self, now: Instant, frame: Frame) {
+        match frame {
+            Frame::Data(f) => self.on_data(now, f),
+            Frame::SynStream(f) => self.on_syn_stream(now, f),
+            Frame::SynReply(f) => self.on_syn_reply(now, f),
+            Frame::Headers(f) => self.on_headers(now, f),
+            Frame::RstStream(f) => self.on_rst_stream(now, f),
+            Frame::Settings(f) => self.on_settings(now, f),
+            Frame::Ping(f) => self.on_ping(now, f),
+            Frame::GoAway(f) => self.on_goaway(f),
+            Frame::WindowUpdate(f) => self.on_window_update(now, f),
+            // NOOP: "Receivers of a NO-OP frame should simply ignore it."
+            // CREDENTIAL: we hold no certificate vector; 3.1 deprecates it.
+            // Unknown types: ignored per SPDY/2's rule.
+            Frame::Noop(_) | Frame::Credential(_) | Frame::Unknown(_) => {
+                self.count_empty(now);
+            }
+        }
+    }
+
+    /// A stream error found by us: RST_STREAM, and the stream (if we knew
+    /// it) fails. Resets the peer makes us send count as peer resets.
+    fn stream_error(&mut self, now: Instant, id: StreamId, status: RstStatus) {
+        if !self.peer_resets.allow(now) {
+            self.fail_session(SessionError::Flood(Flood::Resets));
+            return;
+        }
+        if self.control.len() >= self.config.max_pending_control {
+            self.fail_session(SessionError::Flood(Flood::PendingControl));
+            return;
+        }
+        self.send_reset(id, status);
+        if self.streams.contains_key(&id) {
+            self.events.push_back(Event::StreamFailed {
+                id,
+                error: StreamError::Reset {
+                    status,
+                    initiator: super::Initiator::Local,
+                },
+            });
+            self.end_stream_abruptly(id);
+        }
+    }
+
+    fn count_empty(&mut self, now: Instant) {
+        if !self.empty_frames.allow(now) {
+            self.fail_session(SessionError::Flood(Flood::EmptyFrames));
+        }
+    }
+
+    fn was_recently_reset(&self, id: StreamId) -> bool {
+        self.recently_reset.contains(&id)
+    }
+
+    /// Whether a frame for a stream we do not know should be ignored rather
+    /// than answered: we reset it recently (the peer had not seen our
+    /// RST_STREAM yet), or we sent GOAWAY and ignore everything new.
+    fn ignore_unknown(&self, id: StreamId) -> bool {
+        self.was_recently_reset(id) || (self.goaway_sent && id > self.last_accepted_remote)
+    }
+
+    fn on_data(&mut self, now: Instant, data: Data) {
+        let len = data.data.len();
+        let id = data.stream_id;
+        if len == 0 && !data.fin {
+            self.count_empty(now);
+        } else if len < self.config.small_frame_len && !data.fin && !self.small_frames.allow(now) {
+            self.fail_session(SessionError::Flood(Flood::SmallFrames));
+            return;
+        }
+        // SPDY/3.1: DATA counts against the session window whatever its
+        // stream, and the sender must not exceed it.
+        if self.version == Some(Version::V3_1) {
+            if len > self.conn_recv_window.available() {
+                self.fail_session(ProtocolViolation::SessionWindowExceeded.into());
+                return;
+            }
+            self.conn_recv_window.consume(len);
+        }
+        let Some(stream) = self.streams.get_mut(&id) else {
+            self.release_session(len as u32);
+            if !self.ignore_unknown(id) {
+                // 2.2.2: "If an endpoint receives a data frame for a
+                // stream-id which is not open and the endpoint has not sent
+                // a GOAWAY frame, it MUST issue a stream error ... with the
+                // error code INVALID_STREAM for the stream-id."
+                self.stream_error(now, id, RstStatus::InvalidStream);
+            }
+            return;
+        };
+        let status = if stream.local && !stream.replied {
+            // 2.2.2: DATA "before receiving a SYN_REPLY on that stream, it
+            // is a protocol error".
+            Some(RstStatus::ProtocolError)
+        } else if stream.remote_closed {
+            // 2.3.6: data after the sender's FIN: STREAM_ALREADY_CLOSED.
+            Some(RstStatus::StreamAlreadyClosed)
+        } else if len > stream.recv_window.available() {
+            // 2.6.8: the sender must not exceed the window.
+            Some(RstStatus::FlowControlError)
+        } else {
+            None
+        };
+        if let Some(status) = status {
+            self.release_session(len as u32);
+            self.stream_error(now, id, status);
+            return;
+        }
+        stream.recv_window.consume(len);
+        stream.push_recv(data.data);
+        if data.fin {
+            stream.remote_closed = true;
+        }
+        if !stream.readable_notified && (len > 0 || data.fin) {
+            stream.readable_notified = true;
+            self.events.push_back(Event::Readable { id });
+        }
+        if data.fin {
+            self.after_half_close(id);
+        }
+    }
+
+    fn on_syn_stream(&mut self, now: Instant, frame: SynStream) {
+        let id = frame.stream_id;
+        // 2.3.2: "0 is not a valid Stream-ID."
+        if id.is_zero() {
+            self.fail_session(ProtocolViolation::StreamIdZero.into());
+            return;
+        }
+        if !self.is_peer_id(id) {
+            self.fail_session(ProtocolViolation::WrongParity(id).into());
+            return;
+        }
+        if id < self.last_remote_id {
+            self.fail_session(
+                ProtocolViolation::StreamIdNotIncreasing {
+                    id,
+                    last: self.last_remote_id,
+                }
+                .into(),
+            );
+            return;
+        }
+        if id == self.last_remote_id {
+            // 2.3.2: "If a recipient receives a second SYN_STREAM for the
+            // same stream, it MUST issue a stream error ... PROTOCOL_ERROR."
+            self.stream_error(now, id, RstStatus::ProtocolError);
+            return;
+        }
+        self.last_remote_id = id;
+        // "After sending a GOAWAY message, the sender must ignore all
+        // SYN_STREAM frames for new streams."
+        if self.goaway_sent {
+            return;
+        }
+        let push = !frame.associated_to.is_zero();
+        if push {
+            match self.check_push(&frame) {
+                Ok(()) => {}
+                Err(PushRefusal::Session(violation)) => {
+                    self.fail_session(violation.into());
+                    return;
+                }
+                Err(PushRefusal::Stream(status)) => {
+                    self.stream_error(now, id, status);
+                    return;
+                }
+            }
+        }
+        // SETTINGS_MAX_CONCURRENT_STREAMS: refuse beyond our limit.
+        if self.remote_active >= self.config.max_concurrent_streams as usize {
+            self.stream_error(now, id, RstStatus::RefusedStream);
+            return;
+        }
+        let mut stream = Stream::new(
+            false,
+            frame.priority,
+            self.new_send_window(),
+            self.new_recv_window(),
+        );
+        stream.remote_closed = frame.fin;
+        if frame.unidirectional {
+            // 2.3.2.1: "The receiving endpoint is implicitly already in the
+            // half-closed state": we never send, and never reply.
+            stream.local_closed = true;
+            stream.replied = true;
+        }
+        if frame.fin {
+            stream.readable_notified = true;
+        }
+        self.streams.insert(id, stream);
+        self.remote_active += 1;
+        self.last_accepted_remote = id;
+        self.events.push_back(Event::StreamOpened {
+            id,
+            associated_to: push.then_some(frame.associated_to),
+            priority: frame.priority,
+            headers: frame.headers,
+            fin: frame.fin,
+            unidirectional: frame.unidirectional,
+        });
+        if frame.fin {
+            self.events.push_back(Event::Readable { id });
+            self.after_half_close(id);
+        }
+    }
+
+    /// Server push rules (3.3): only a server pushes, onto an open stream the
+    /// client opened, unidirectionally, naming the resource.
+    fn check_push(&self, frame: &SynStream) -> Result<(), PushRefusal> {
+        let id = frame.stream_id;
+        if self.role == Role::Server {
+            return Err(PushRefusal::Session(ProtocolViolation::InvalidPush(id)));
+        }
+        if !self.config.accept_push {
+            return Err(PushRefusal::Stream(RstStatus::RefusedStream));
+        }
+        let assoc_open = self
+            .streams
+            .get(&frame.associated_to)
+            .is_some_and(|s| s.local && !s.remote_closed);
+        if !assoc_open || !frame.unidirectional {
+            return Err(PushRefusal::Stream(RstStatus::ProtocolError));
+        }
+        let version = self.version.unwrap_or(Version::V3);
+        let required: &[&str] = if version == Version::V2 {
+            &["url"]
+        } else {
+            &[":scheme", ":host", ":path"]
+        };
+        // 3.3.2: without them the client "MUST reply with a RST_STREAM".
+        if required
+            .iter()
+            .any(|name| frame.headers.get(name).is_none())
+        {
+            return Err(PushRefusal::Stream(RstStatus::ProtocolError));
+        }
+        Ok(())
+    }
+
+    fn on_syn_reply(&mut self, now: Instant, frame: SynReply) {
+        let id = frame.stream_id;
+        let Some(stream) = self.streams.get_mut(&id) else {
+            if !self.ignore_unknown(id) {
+                self.stream_error(now, id, RstStatus::InvalidStream);
+            }
+            return;
+        };
+        if !stream.local {
+            self.stream_error(now, id, RstStatus::ProtocolError);
+            return;
+        }
+        if stream.replied {
+            // 2.6.2: "If an endpoint receives multiple SYN_REPLY frames for
+            // the same active stream ID, it MUST issue a stream error ...
+            // STREAM_IN_USE." (SPDY/2: PROTOCOL_ERROR, via for_version.)
+            self.stream_error(now, id, RstStatus::StreamInUse);
+            return;
+        }
+        stream.replied = true;
+        if frame.fin {
+            stream.remote_closed = true;
+            if !stream.readable_notified {
+                stream.readable_notified = true;
+                self.events.push_back(Event::Readable { id });
+            }
+        }
+        self.events.push_back(Event::Reply {
+            id,
+            headers: frame.headers,
+            fin: frame.fin,
+        });
+        if frame.fin {
+            self.after_half_close(id);
+        }
+    }
+
+    fn on_headers(&mut self, now: Instant, frame: Headers) {
+        let id = frame.stream_id;
+        let Some(stream) = self.streams.get_mut(&id) else {
+            if !self.ignore_unknown(id) {
+                self.stream_error(now, id, RstStatus::InvalidStream);
+            }
+            return;
+        };
+        if stream.local && !stream.replied {
+            self.stream_error(now, id, RstStatus::ProtocolError);
+            return;
+        }
+        if stream.remote_closed {
+            self.stream_error(now, id, RstStatus::StreamAlreadyClosed);
+            return;
+        }
+        if frame.fin {
+            stream.remote_closed = true;
+            if !stream.readable_notified {
+                stream.readable_notified = true;
+                self.events.push_back(Event::Readable { id });
+            }
+        }
+        self.events.push_back(Event::Headers {
+            id,
+            headers: frame.headers,
+            fin: frame.fin,
+        });
+        if frame.fin {
+            self.after_half_close(id);
+        }
+    }
+
+    fn on_rst_stream(&mut self, now: Instant, frame: RstStream) {
+        let id = frame.stream_id;
+        // "An endpoint MUST NOT send a RST_STREAM in response to an
+        // RST_STREAM": unknown streams are ignored.
+        let Some(stream) = self.streams.get(&id) else {
+            return;
+        };
+        let peer_opened = !stream.local;
+        if peer_opened && !self.peer_resets.allow(now) {
+            self.fail_session(SessionError::Flood(Flood::Resets));
+            return;
+        }
+        let error = if frame.status == RstStatus::RefusedStream && stream.local {
+            StreamError::Refused
+        } else {
+            StreamError::Reset {
+                status: frame.status,
+                initiator: super::Initiator::Remote,
+            }
+        };
+        self.fail_stream(id, error);
+    }
+
+    fn on_settings(&mut self, now: Instant, frame: Settings) {
+        if !self.settings_rate.allow(now) {
+            self.fail_session(SessionError::Flood(Flood::Settings));
+            return;
+        }
+        if self.role == Role::Client {
+            // 2.6.4: the server may ask us to persist values; CLEAR_SETTINGS
+            // drops what was persisted before.
+            if frame.clear_persisted {
+                self.persisted.clear();
+            }
+            for entry in frame.entries.iter().filter(|e| e.persist_value) {
+                self.persisted.retain(|p| p.id != entry.id);
+                self.persisted.push(*entry);
+            }
+        }
+        // "If the recipient of a SETTINGS frame discovers multiple values for
+        // the same ID, it MUST ignore all values except the first one."
+        if let Some(max) = frame.get(SettingId::MaxConcurrentStreams) {
+            self.peer_max_concurrent = max;
+            self.start_pending_opens();
+        }
+        if self.version != Some(Version::V2) {
+            if let Some(size) = frame.get(SettingId::InitialWindowSize) {
+                self.on_initial_window(now, size);
+            }
+        }
+        self.events.push_back(Event::Settings(frame));
+    }
+
+    /// SPDY/3.1 section 2.6.8: a new SETTINGS_INITIAL_WINDOW_SIZE shifts the
+    /// send window of every open stream by the difference (which may leave
+    /// it negative); it never changes the session window.
+    fn on_initial_window(&mut self, now: Instant, size: u32) {
+        if size > super::MAX_WINDOW {
+            self.fail_session(ProtocolViolation::BadInitialWindow(size).into());
+            return;
+        }
+        let delta = i64::from(size) - i64::from(self.peer_initial_window);
+        self.peer_initial_window = size;
+        let mut overflowed = Vec::new();
+        let mut reopened = Vec::new();
+        for (id, stream) in self.streams.iter_mut() {
+            let before = stream.send_window.available();
+            if stream.send_window.adjust(delta).is_err() {
+                overflowed.push(*id);
+            } else if before == 0 && stream.send_window.available() > 0 {
+                reopened.push(*id);
+            }
+        }
+        for id in overflowed {
+            self.stream_error(now, id, RstStatus::FlowControlError);
+        }
+        for id in reopened {
+            self.schedule(id);
+        }
+    }
+
+    fn on_ping(&mut self, now: Instant, frame: Ping) {
+        if self.ping.is_ours(frame.id) {
+            if let Some(rtt) = self.ping.on_pong(frame.id, now) {
+                self.events.push_back(Event::Pong { id: frame.id, rtt });
+            }
+            // Otherwise: one of ours we never sent; the spec says ignore it.
+            return;
+        }
+        if !self.ping_rate.allow(now) {
+            self.fail_session(SessionError::Flood(Flood::Pings));
+            return;
+        }
+        self.owe(Frame::Ping(frame));
+    }
+
+    fn on_goaway(&mut self, frame: GoAway) {
+        let last_good = frame.last_good_stream_id;
+        if self.goaway_received.is_none() {
+            self.events.push_back(Event::GoAway {
+                last_good_stream_id: last_good,
+                status: frame.status,
+            });
+        }
+        let last_good = self.goaway_received.map_or(last_good, |l| l.min(last_good));
+        self.goaway_received = Some(last_good);
+        // Our streams above last-good were never processed: safe to retry.
+        let unprocessed: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(id, s)| s.local && **id > last_good)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in unprocessed {
+            self.fail_stream(id, StreamError::Refused);
+        }
+        self.fail_pending_opens(StreamError::Refused);
+        self.check_drained();
+    }
+
+    fn on_window_update(&mut self, now: Instant, frame: WindowUpdate) {
+        if frame.delta < self.config.small_frame_len as u32 && !self.small_frames.allow(now) {
+            self.fail_session(SessionError::Flood(Flood::SmallFrames));
+            return;
+        }
+        if frame.stream_id.is_zero() {
+            if self.version == Some(Version::V3) && self.detected && self.config.upgrade_v3_to_v3_1
+            {
+                self.version = Some(Version::V3_1);
+                self.events.push_back(Event::Version(Version::V3_1));
+                self.enable_session_window();
+            }
+            if self.version == Some(Version::V3_1) {
+                if self.conn_send_window.increase(frame.delta).is_err() {
+                    // 3.1 2.6.8: overflow of the session window: GOAWAY with
+                    // FLOW_CONTROL_ERROR (reported as PROTOCOL_ERROR, the
+                    // GOAWAY codes having no flow-control status).
+                    self.fail_session(ProtocolViolation::SessionWindowOverflow.into());
+                    return;
+                }
+                self.reschedule_all();
+            }
+            // SPDY/3 has no session window: nothing to do.
+            return;
+        }
+        let id = frame.stream_id;
+        let Some(stream) = self.streams.get_mut(&id) else {
+            // Late updates for finished streams are normal.
+            return;
+        };
+        // "A sender should ignore all the WINDOW_UPDATE frames associated
+        // with the stream after it send the last frame for the stream."
+        if stream.local_closed {
+            return;
+        }
+        let was_blocked = stream.send_window.available() == 0;
+        if stream.send_window.increase(frame.delta).is_err() {
+            self.stream_error(now, id, RstStatus::FlowControlError);
+            return;
+        }
+        if was_blocked {
+            self.schedule(id);
+        }
+    }
+
+    fn reschedule_all(&mut self) {
+        let ids: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| !s.scheduled && s.has_send_work())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.schedule(id);
+        }
+    }
+}
+
+enum PushRefusal {
+    Session(ProtocolViolation),
+    Stream(RstStatus),
+}

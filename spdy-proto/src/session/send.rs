@@ -1,0 +1,238 @@
+//! What the session puts on the wire, in order: control frames first (they
+//! are small, and some are owed to the peer), then DATA chosen by priority.
+
+use std::io::IoSlice;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use super::error::{SessionError, StreamError};
+use super::{Event, Session};
+use crate::codec::EncodedData;
+use crate::frame::{Data, EncodeError, Frame, Headers, RstStatus, StreamId, Version};
+use crate::header_block::HeaderBlockError;
+
+/// Control frames are batched into one buffer of about this size.
+const CONTROL_BATCH: usize = 16 * 1024;
+
+/// Bytes to write to the connection, from [`Session::poll_transmit`].
+///
+/// It is a [`Buf`]; DATA keeps its payload apart from its header so a
+/// vectored write sends it without a copy.
+#[derive(Debug, Clone)]
+pub enum Transmit {
+    /// One or more encoded control frames.
+    Frames(Bytes),
+    /// One DATA frame.
+    Data(EncodedData),
+}
+
+impl Buf for Transmit {
+    fn remaining(&self) -> usize {
+        match self {
+            Transmit::Frames(b) => b.remaining(),
+            Transmit::Data(d) => d.remaining(),
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            Transmit::Frames(b) => b.chunk(),
+            Transmit::Data(d) => d.chunk(),
+        }
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        match self {
+            Transmit::Frames(b) => b.advance(cnt),
+            Transmit::Data(d) => d.advance(cnt),
+        }
+    }
+
+    fn chunks_vectored<'a>(&'a self, dst: &mut [IoSlice<'a>]) -> usize {
+        match self {
+            Transmit::Frames(b) => b.chunks_vectored(dst),
+            Transmit::Data(d) => d.chunks_vectored(dst),
+        }
+    }
+}
+
+impl Session {
+    /// The next bytes to write, or `None` when there is nothing to send now.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        self.ping.touch(now);
+        if let Some(frames) = self.encode_control() {
+            return Some(Transmit::Frames(frames));
+        }
+        if self.closed.is_some() {
+            return None;
+        }
+        self.next_data()
+    }
+
+    /// Encodes queued control frames into one batch.
+    fn encode_control(&mut self) -> Option<Bytes> {
+        let mut out = BytesMut::new();
+        while out.len() < CONTROL_BATCH {
+            let Some(frame) = self.control.pop_front() else {
+                break;
+            };
+            self.encode_frame(&frame, &mut out);
+        }
+        (!out.is_empty()).then(|| out.freeze())
+    }
+
+    fn encode_frame(&mut self, frame: &Frame, out: &mut BytesMut) {
+        let Some(encoder) = self.encoder.as_mut() else {
+            return;
+        };
+        let Err(err) = encoder.encode(frame, out) else {
+            return;
+        };
+        // Header blocks were validated when the application gave them, so
+        // an error here is a block too large for one frame, or a broken
+        // compressor.
+        match (err, frame.stream_id()) {
+            (EncodeError::HeaderBlock(HeaderBlockError::Compress(msg)), _) => {
+                self.fail_session(SessionError::Compression(msg));
+            }
+            (_, Some(id)) if self.streams.contains_key(&id) => {
+                self.send_reset(id, RstStatus::InternalError);
+                self.fail_stream(
+                    id,
+                    StreamError::Reset {
+                        status: RstStatus::InternalError,
+                        initiator: super::Initiator::Local,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// The next DATA frame (or trailers, or bare FIN) by priority.
+    fn next_data(&mut self) -> Option<Transmit> {
+        let session_limited = self.version == Some(Version::V3_1);
+        while let Some(id) = self.scheduler.pop() {
+            let Some(stream) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            stream.scheduled = false;
+            if !stream.has_send_work() {
+                continue;
+            }
+            if stream.send_queued > 0 {
+                let stream_room = stream.send_window.available();
+                if stream_room == 0 {
+                    // Blocked on its own window; a WINDOW_UPDATE or SETTINGS
+                    // change reschedules it.
+                    continue;
+                }
+                let conn_room = if session_limited {
+                    self.conn_send_window.available()
+                } else {
+                    usize::MAX
+                };
+                if conn_room == 0 {
+                    // Everyone waits for the session window; keep our turn.
+                    stream.scheduled = true;
+                    self.scheduler.push_front(id, stream.priority);
+                    return None;
+                }
+                let n = stream_room.min(conn_room).min(self.config.max_data_frame);
+                return Some(self.send_chunk(id, n));
+            }
+            if let Some(transmit) = self.send_trailers_or_fin(id) {
+                return Some(transmit);
+            }
+        }
+        None
+    }
+
+    /// Takes up to `n` queued bytes of `id` into one DATA frame.
+    fn send_chunk(&mut self, id: StreamId, n: usize) -> Transmit {
+        let max_buffer = self.config.max_send_buffer;
+        let mut writable = false;
+        let (data, fin, priority, more) = {
+            let Some(stream) = self.streams.get_mut(&id) else {
+                return Transmit::Frames(Bytes::new());
+            };
+            let chunk = match stream.send_queue.front_mut() {
+                Some(front) if front.len() > n => front.split_to(n),
+                Some(_) => stream.send_queue.pop_front().unwrap_or_default(),
+                None => Bytes::new(),
+            };
+            stream.send_queued -= chunk.len();
+            stream.send_window.consume(chunk.len());
+            let fin = stream.send_queued == 0 && stream.fin_queued && stream.trailers.is_none();
+            if stream.wants_writable && stream.send_queued <= max_buffer / 2 {
+                stream.wants_writable = false;
+                writable = true;
+            }
+            let more = !fin && stream.has_send_work();
+            (chunk, fin, stream.priority, more)
+        };
+        if self.version == Some(Version::V3_1) {
+            self.conn_send_window.consume(data.len());
+        }
+        if writable {
+            self.events.push_back(Event::Writable { id });
+        }
+        if more {
+            if let Some(stream) = self.streams.get_mut(&id) {
+                stream.scheduled = true;
+            }
+            self.scheduler.push_back(id, priority);
+        }
+        let frame = Data::new(id, data, fin);
+        if fin {
+            self.close_local(id);
+        }
+        match self.encoder.as_ref().map(|e| e.encode_data(frame)) {
+            Some(Ok(encoded)) => Transmit::Data(encoded),
+            // Chunks are at most max_data_frame (< 2^24) bytes.
+            _ => Transmit::Frames(Bytes::new()),
+        }
+    }
+
+    /// Sends a stream's trailers (HEADERS) or a bare FIN once its data is
+    /// gone.
+    fn send_trailers_or_fin(&mut self, id: StreamId) -> Option<Transmit> {
+        let v2 = self.version == Some(Version::V2);
+        let stream = self.streams.get_mut(&id)?;
+        if let Some((headers, fin)) = stream.trailers.take() {
+            // SPDY/2 defines no FIN on HEADERS: end with an empty DATA.
+            let header_fin = fin && !v2;
+            if fin && v2 {
+                stream.fin_queued = true;
+            }
+            let more = stream.fin_queued && !header_fin;
+            let priority = stream.priority;
+            let frame = Frame::Headers(Headers {
+                fin: header_fin,
+                ..Headers::new(id, headers)
+            });
+            let mut out = BytesMut::new();
+            self.encode_frame(&frame, &mut out);
+            if header_fin {
+                self.close_local(id);
+            } else if more {
+                if let Some(stream) = self.streams.get_mut(&id) {
+                    stream.scheduled = true;
+                }
+                self.scheduler.push_back(id, priority);
+            }
+            return (!out.is_empty()).then(|| Transmit::Frames(out.freeze()));
+        }
+        if stream.fin_queued {
+            let frame = Data::new(id, Bytes::new(), true);
+            self.close_local(id);
+            return self
+                .encoder
+                .as_ref()
+                .and_then(|e| e.encode_data(frame).ok())
+                .map(Transmit::Data);
+        }
+        None
+    }
+}

@@ -1,0 +1,210 @@
+//! One stream's state: its two half-closes, its windows, and its buffers.
+//!
+//! ```text
+//!                  SYN_STREAM (sent or received)
+//!                             |
+//!                             v
+//!   FIN sent  +--------------------------------+  FIN received
+//!  +----------|             open               |-----------+
+//!  |          +--------------------------------+           |
+//!  v                                                       v
+//! half-closed (local)                          half-closed (remote)
+//!  |  FIN received                                FIN sent  |
+//!  +-----------------------> closed <-----------------------+
+//!              (RST_STREAM from either side: closed at once)
+//! ```
+//!
+//! A unidirectional stream starts half-closed on the side that may not send.
+//! A stream we opened does not accept DATA until its SYN_REPLY arrives; a
+//! stream the peer opened gets our SYN_REPLY before any DATA of ours.
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use super::flow::Window;
+use crate::header_block::HeaderBlock;
+
+/// DATA pieces shorter than this are copied into the stream's own buffer
+/// rather than kept as slices of the read buffer, so that a trickle of tiny
+/// frames cannot pin many large read buffers in memory.
+const COPY_BELOW: usize = 1024;
+
+#[derive(Debug)]
+pub(crate) struct Stream {
+    /// Scheduling level, 0 highest.
+    pub(crate) priority: u8,
+    /// True if we opened it.
+    pub(crate) local: bool,
+
+    // ----- our sending side -----
+    /// The frame that opens our side (SYN_STREAM or SYN_REPLY) has been
+    /// encoded; until then no DATA of ours may go.
+    pub(crate) opened_on_wire: bool,
+    /// We sent FIN (or may never send: a unidirectional stream the peer
+    /// opened), or reset the stream.
+    pub(crate) local_closed: bool,
+    /// Data waiting for window and scheduling.
+    pub(crate) send_queue: VecDeque<Bytes>,
+    pub(crate) send_queued: usize,
+    /// FIN follows the queued data.
+    pub(crate) fin_queued: bool,
+    /// HEADERS to send after the queued data (trailers), with their FIN.
+    pub(crate) trailers: Option<(HeaderBlock, bool)>,
+    pub(crate) send_window: Window,
+    /// In the scheduler's queue.
+    pub(crate) scheduled: bool,
+    /// The application was told the buffer was full; tell it when room
+    /// opens.
+    pub(crate) wants_writable: bool,
+
+    // ----- the peer's sending side -----
+    /// For a stream we opened (bidirectional): SYN_REPLY received. For a
+    /// stream the peer opened: we sent (queued) our SYN_REPLY.
+    pub(crate) replied: bool,
+    /// The peer sent FIN (or may never send: a unidirectional stream we
+    /// opened).
+    pub(crate) remote_closed: bool,
+    /// Received data not yet taken by the application.
+    pub(crate) recv_queue: VecDeque<Bytes>,
+    /// Small pieces gathered by copying (see `COPY_BELOW`).
+    pub(crate) recv_tail: BytesMut,
+    pub(crate) recv_buffered: usize,
+    /// The application has taken the FIN (end of data).
+    pub(crate) fin_taken: bool,
+    /// What the peer may still send before we send WINDOW_UPDATE.
+    pub(crate) recv_window: Window,
+    /// Bytes the application released that are not yet returned to the
+    /// peer in a WINDOW_UPDATE.
+    pub(crate) pending_update: u32,
+    /// A `Readable` event is outstanding.
+    pub(crate) readable_notified: bool,
+    /// Counted against a concurrency limit (until both sides close).
+    pub(crate) counted: bool,
+}
+
+impl Stream {
+    pub(crate) fn new(
+        local: bool,
+        priority: u8,
+        send_window: Window,
+        recv_window: Window,
+    ) -> Stream {
+        Stream {
+            priority,
+            local,
+            opened_on_wire: false,
+            local_closed: false,
+            send_queue: VecDeque::new(),
+            send_queued: 0,
+            fin_queued: false,
+            trailers: None,
+            send_window,
+            scheduled: false,
+            wants_writable: false,
+            replied: false,
+            remote_closed: false,
+            recv_queue: VecDeque::new(),
+            recv_tail: BytesMut::new(),
+            recv_buffered: 0,
+            fin_taken: false,
+            recv_window,
+            pending_update: 0,
+            readable_notified: false,
+            counted: true,
+        }
+    }
+
+    /// Both sides have finished (normally or by reset).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.local_closed && self.remote_closed
+    }
+
+    /// Closed, and the application has taken everything including the end
+    /// (a reset counts as taken): the stream can be forgotten.
+    pub(crate) fn is_done(&self) -> bool {
+        self.is_closed() && self.recv_buffered == 0 && self.fin_taken
+    }
+
+    /// The sending side has something to put on the wire: data, a FIN, or
+    /// trailers.
+    pub(crate) fn has_send_work(&self) -> bool {
+        !self.local_closed
+            && self.opened_on_wire
+            && (self.send_queued > 0 || self.fin_queued || self.trailers.is_some())
+    }
+
+    /// Stores a received DATA payload.
+    pub(crate) fn push_recv(&mut self, data: Bytes) {
+        if data.is_empty() {
+            return;
+        }
+        self.recv_buffered += data.len();
+        if data.len() < COPY_BELOW {
+            self.recv_tail.extend_from_slice(&data);
+        } else {
+            self.flush_tail();
+            self.recv_queue.push_back(data);
+        }
+    }
+
+    fn flush_tail(&mut self) {
+        if !self.recv_tail.is_empty() {
+            let tail = self.recv_tail.split().freeze();
+            self.recv_queue.push_back(tail);
+        }
+    }
+
+    /// Takes up to `max` buffered bytes, oldest first.
+    pub(crate) fn pop_recv(&mut self, max: usize) -> Option<Bytes> {
+        if self.recv_queue.is_empty() {
+            self.flush_tail();
+        }
+        let front = self.recv_queue.front_mut()?;
+        let chunk = if front.len() <= max {
+            self.recv_queue.pop_front()?
+        } else {
+            front.split_to(max)
+        };
+        self.recv_buffered -= chunk.len();
+        Some(chunk)
+    }
+
+    /// Drops everything buffered in both directions (after a reset).
+    pub(crate) fn clear_buffers(&mut self) -> usize {
+        let dropped = self.recv_buffered;
+        self.recv_queue.clear();
+        self.recv_tail.clear();
+        self.recv_buffered = 0;
+        self.send_queue.clear();
+        self.send_queued = 0;
+        self.fin_queued = false;
+        self.trailers = None;
+        dropped
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stream() -> Stream {
+        Stream::new(true, 0, Window::new(100), Window::new(100))
+    }
+
+    #[test]
+    fn small_pieces_are_coalesced_and_read_in_order() {
+        let mut s = stream();
+        s.push_recv(Bytes::from_static(b"ab"));
+        s.push_recv(Bytes::from_static(b"cd"));
+        s.push_recv(Bytes::from(vec![b'x'; 2000]));
+        s.push_recv(Bytes::from_static(b"ef"));
+        assert_eq!(s.recv_buffered, 2006);
+        assert_eq!(s.pop_recv(3).unwrap(), Bytes::from_static(b"abc"));
+        assert_eq!(s.pop_recv(100).unwrap(), Bytes::from_static(b"d"));
+        assert_eq!(s.pop_recv(5000).unwrap().len(), 2000);
+        assert_eq!(s.pop_recv(5000).unwrap(), Bytes::from_static(b"ef"));
+        assert_eq!(s.pop_recv(5000), None);
+        assert_eq!(s.recv_buffered, 0);
+    }
+}

@@ -1,0 +1,146 @@
+//! The session's everyday paths, two sessions back to back: open, reply,
+//! data both ways, trailers, half-close, in every version and either role.
+
+mod support;
+
+use bytes::Bytes;
+use spdy_proto::frame::{StreamId, Version};
+use spdy_proto::session::{Event, OpenOptions, Recv, Session, StreamError};
+use support::{block, request, response, Pair};
+
+/// Reads everything buffered on `id`, releasing it, until End or Pending.
+fn drain(session: &mut Session, id: StreamId) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    loop {
+        match session.recv(id, usize::MAX).unwrap() {
+            Recv::Data(chunk) => {
+                out.extend_from_slice(&chunk);
+                session.release_capacity(id, chunk.len()).unwrap();
+            }
+            Recv::End => return (out, true),
+            Recv::Pending => return (out, false),
+        }
+    }
+}
+
+#[test]
+fn request_and_response_in_every_version() {
+    for version in Version::ALL {
+        let mut pair = Pair::new(version);
+        let id = pair
+            .client
+            .open_stream(request(version, "/hello"), OpenOptions::default())
+            .unwrap();
+        pair.client
+            .send_data(id, Bytes::from_static(b"request body"), true)
+            .unwrap();
+        pair.run();
+        let events = pair.take_server_events();
+        assert!(
+            events.iter().any(|e| matches!(e, Event::StreamOpened { id: got, headers, .. }
+                if *got == id && headers.get(if version == Version::V2 { "url" } else { ":path" }).unwrap() == "/hello")),
+            "{version}: {events:?}"
+        );
+        let (body, end) = drain(&mut pair.server, id);
+        assert_eq!(
+            (body.as_slice(), end),
+            (&b"request body"[..], true),
+            "{version}"
+        );
+
+        pair.server
+            .reply(id, response(version, "200 OK"), false)
+            .unwrap();
+        pair.server
+            .send_data(id, Bytes::from(vec![7u8; 300_000]), false)
+            .unwrap_err();
+        pair.server
+            .send_data(id, Bytes::from(vec![7u8; 200_000]), false)
+            .unwrap();
+        pair.server
+            .send_headers(id, block(&[("x-trailer", "done")]), true)
+            .unwrap();
+        let mut got = Vec::new();
+        let mut end = false;
+        for _ in 0..1000 {
+            pair.step();
+            let (chunk, e) = drain(&mut pair.client, id);
+            got.extend(chunk);
+            end |= e;
+            if end {
+                break;
+            }
+        }
+        assert!(end, "{version}: response never ended");
+        assert_eq!(got.len(), 200_000, "{version}");
+        let events = pair.take_client_events();
+        assert!(events
+            .iter()
+            .any(|e| matches!(e, Event::Reply { id: got, .. } if *got == id)));
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Headers { id: got, headers, .. }
+                if *got == id && headers.get("x-trailer").is_some())),
+            "{version}: {events:?}"
+        );
+        pair.run();
+        assert_eq!(pair.client.active_streams(), (0, 0), "{version}");
+        assert_eq!(pair.server.active_streams(), (0, 0), "{version}");
+        assert!(pair
+            .take_server_events()
+            .iter()
+            .any(|e| matches!(e, Event::StreamClosed { id: got } if *got == id)));
+    }
+}
+
+#[test]
+fn a_server_can_open_streams_and_a_client_serve_them() {
+    // Roles are about stream ids, not about who dialed: the server side
+    // opens a stream and the client side replies.
+    for version in Version::ALL {
+        let mut pair = Pair::new(version);
+        let id = pair
+            .server
+            .open_stream(request(version, "/from-the-server"), OpenOptions::default())
+            .unwrap();
+        assert!(id.is_server_initiated());
+        pair.run();
+        assert!(pair
+            .take_client_events()
+            .iter()
+            .any(|e| matches!(e, Event::StreamOpened { id: got, .. } if *got == id)));
+        pair.client
+            .reply(id, response(version, "200 OK"), true)
+            .unwrap();
+        pair.server.send_data(id, Bytes::new(), true).unwrap();
+        pair.run();
+        assert!(pair
+            .take_server_events()
+            .iter()
+            .any(|e| matches!(e, Event::Reply { id: got, fin: true, .. } if *got == id)));
+        assert_eq!(pair.server.active_streams(), (0, 0));
+    }
+}
+
+#[test]
+fn reset_by_the_client_reaches_the_server() {
+    let version = Version::V3_1;
+    let mut pair = Pair::new(version);
+    let id = pair
+        .client
+        .open_stream(request(version, "/"), OpenOptions::default())
+        .unwrap();
+    pair.run();
+    pair.client
+        .reset(id, spdy_proto::frame::RstStatus::Cancel)
+        .unwrap();
+    pair.run();
+    assert!(pair.take_server_events().iter().any(|e| matches!(
+        e,
+        Event::StreamFailed { id: got, error: StreamError::Reset { status: spdy_proto::frame::RstStatus::Cancel, .. } }
+            if *got == id
+    )));
+    assert_eq!(pair.server.active_streams(), (0, 0));
+    assert_eq!(pair.client.active_streams(), (0, 0));
+}
