@@ -450,6 +450,10 @@ impl Session {
         }
         self.control.push_back(Frame::SynStream(frame));
         self.events.push_back(Event::StreamStarted { id });
+        // Data or trailers queued while it waited can go now; a stream
+        // opened with FIN and unidirectional is already over.
+        self.schedule(id);
+        self.after_half_close(id);
     }
 
     /// Opens pending local streams while the peer's limit allows.
@@ -815,7 +819,9 @@ impl Session {
         let Some(mut stream) = self.streams.remove(&id) else {
             return;
         };
-        let returned = stream.clear_buffers() as u32 + stream.pending_update;
+        // What the peer sent that the application will never release.
+        let returned =
+            u32::try_from(stream.clear_buffers() + stream.unreleased).unwrap_or(u32::MAX);
         if stream.counted {
             self.uncount(&stream);
         }
@@ -876,7 +882,9 @@ impl Session {
             .is_some_and(|s| s.is_done() && !s.counted)
         {
             if let Some(stream) = self.streams.remove(&id) {
-                self.release_session(stream.pending_update);
+                // Bytes the application still holds leave the session
+                // window with the stream.
+                self.release_session(u32::try_from(stream.unreleased).unwrap_or(u32::MAX));
             }
         }
     }

@@ -146,6 +146,16 @@ impl Session {
         }
     }
 
+    /// Whether `id` belongs to a stream that existed once (ids below the
+    /// next one of its side), as opposed to one never opened.
+    fn was_opened(&self, id: StreamId) -> bool {
+        if self.is_peer_id(id) {
+            id <= self.last_remote_id
+        } else {
+            id.value() < self.next_local_id
+        }
+    }
+
     fn was_recently_reset(&self, id: StreamId) -> bool {
         self.recently_reset.contains(&id)
     }
@@ -178,11 +188,17 @@ impl Session {
         let Some(stream) = self.streams.get_mut(&id) else {
             self.release_session(len as u32);
             if !self.ignore_unknown(id) {
-                // 2.2.2: "If an endpoint receives a data frame for a
-                // stream-id which is not open and the endpoint has not sent
-                // a GOAWAY frame, it MUST issue a stream error ... with the
-                // error code INVALID_STREAM for the stream-id."
-                self.stream_error(now, id, RstStatus::InvalidStream);
+                // 2.3.7: "If an endpoint receives a data frame after the
+                // stream is closed, it must send a RST_STREAM to the sender
+                // with the status PROTOCOL_ERROR." 2.2.2: for a stream-id
+                // "which is not open and the endpoint has not sent a GOAWAY
+                // frame, it MUST issue a stream error ... INVALID_STREAM".
+                let status = if self.was_opened(id) {
+                    RstStatus::ProtocolError
+                } else {
+                    RstStatus::InvalidStream
+                };
+                self.stream_error(now, id, status);
             }
             return;
         };

@@ -77,6 +77,8 @@ pub(crate) struct Stream {
     /// Bytes the application released that are not yet returned to the
     /// peer in a WINDOW_UPDATE.
     pub(crate) pending_update: u32,
+    /// Bytes the application took with `recv` and has not released yet.
+    pub(crate) unreleased: usize,
     /// A `Readable` event is outstanding.
     pub(crate) readable_notified: bool,
     /// Counted against a concurrency limit (until both sides close).
@@ -110,6 +112,7 @@ impl Stream {
             fin_taken: false,
             recv_window,
             pending_update: 0,
+            unreleased: 0,
             readable_notified: false,
             counted: true,
         }
