@@ -137,17 +137,15 @@ impl Bench {
             frames += self.exchange();
             while let Some(event) = self.server.poll_event() {
                 if let Event::Readable { id } = event {
-                    loop {
-                        match self.server.recv(id, usize::MAX).expect("stream") {
-                            Recv::Data(chunk) => {
-                                received += chunk.len();
-                                self.server
-                                    .release_capacity(id, chunk.len())
-                                    .expect("stream");
-                                black_box(chunk);
-                            }
-                            Recv::End | Recv::Pending => break,
-                        }
+                    while let Recv::Data(chunk) =
+                        self.server.recv(id, usize::MAX).expect("stream")
+                    {
+                        received += chunk.len();
+                        self.server
+                            .release_capacity(id, chunk.len())
+                            .expect("stream");
+                        black_box(chunk);
+                    }
                     }
                 }
             }
