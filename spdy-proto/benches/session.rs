@@ -137,15 +137,13 @@ impl Bench {
             frames += self.exchange();
             while let Some(event) = self.server.poll_event() {
                 if let Event::Readable { id } = event {
-                    while let Recv::Data(chunk) =
-                        self.server.recv(id, usize::MAX).expect("stream")
+                    while let Recv::Data(chunk) = self.server.recv(id, usize::MAX).expect("stream")
                     {
                         received += chunk.len();
                         self.server
                             .release_capacity(id, chunk.len())
                             .expect("stream");
                         black_box(chunk);
-                    }
                     }
                 }
             }
