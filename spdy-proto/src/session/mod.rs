@@ -19,6 +19,33 @@
 //! window (for all streams together); a WINDOW_UPDATE is sent only when the
 //! application [releases](Session::release_capacity) data it has consumed.
 //! Every other queue a peer can grow has a limit in [`Config`].
+//!
+//! ```
+//! use std::time::Instant;
+//! use bytes::{Buf, BytesMut};
+//! use spdy_proto::frame::Version;
+//! use spdy_proto::header_block::HeaderBlock;
+//! use spdy_proto::session::{Config, Event, OpenOptions, Recv, Role, Session};
+//!
+//! let now = Instant::now();
+//! let mut client = Session::new(Role::Client, Version::V3_1, Config::default());
+//! let mut server = Session::new(Role::Server, Version::V3_1, Config::default());
+//! let headers: HeaderBlock = [(":method", "GET"), (":path", "/"), (":version", "HTTP/1.1"),
+//!     (":host", "example.com"), (":scheme", "http")].into_iter().collect();
+//! let id = client.open_stream(headers, OpenOptions { fin: true, ..Default::default() }).unwrap();
+//!
+//! // What one side transmits, the other receives (here without a socket).
+//! let mut wire = BytesMut::new();
+//! while let Some(mut t) = client.poll_transmit(now) {
+//!     let n = t.remaining();
+//!     wire.extend_from_slice(&t.copy_to_bytes(n));
+//! }
+//! server.handle_input(now, &mut wire);
+//! // First the client's SETTINGS, then the new stream.
+//! assert!(matches!(server.poll_event(), Some(Event::Settings(_))));
+//! assert!(matches!(server.poll_event(), Some(Event::StreamOpened { id: got, fin: true, .. }) if got == id));
+//! assert_eq!(server.recv(id, 1024), Ok(Recv::End));
+//! ```
 
 mod config;
 mod error;
