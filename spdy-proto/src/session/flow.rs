@@ -7,6 +7,16 @@
 //! must never exceed 2^31 - 1.
 
 use super::config::MAX_WINDOW;
+use crate::frame::Version;
+
+/// The largest window a version allows: SPDY/3 says a window "must never
+/// exceed 2^31"; SPDY/3.1 lowers that to 2^31 - 1.
+pub(crate) fn max_window(version: Option<Version>) -> i64 {
+    match version {
+        Some(Version::V3) => i64::from(MAX_WINDOW) + 1,
+        _ => i64::from(MAX_WINDOW),
+    }
+}
 
 /// A window, as a signed count of bytes that may still be sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,18 +52,19 @@ impl Window {
         self.0 -= n as i64;
     }
 
-    /// Adds a WINDOW_UPDATE delta. "If a sender receives a WINDOW_UPDATE that
-    /// causes the its window size to exceed this limit, it must send
-    /// RST_STREAM with status code FLOW_CONTROL_ERROR".
-    pub(crate) fn increase(&mut self, delta: u32) -> Result<(), Overflow> {
-        self.adjust(i64::from(delta))
+    /// Adds a WINDOW_UPDATE delta, refusing to pass `max` ("If a sender
+    /// receives a WINDOW_UPDATE that causes the its window size to exceed
+    /// this limit, it must send RST_STREAM with status code
+    /// FLOW_CONTROL_ERROR").
+    pub(crate) fn increase(&mut self, delta: u32, max: i64) -> Result<(), Overflow> {
+        self.adjust(i64::from(delta), max)
     }
 
     /// Shifts the window by the difference between a new and an old initial
     /// window size (SPDY/3.1 section 2.6.8): the result may be negative.
-    pub(crate) fn adjust(&mut self, delta: i64) -> Result<(), Overflow> {
+    pub(crate) fn adjust(&mut self, delta: i64, max: i64) -> Result<(), Overflow> {
         let next = self.0 + delta;
-        if next > i64::from(MAX_WINDOW) && self.0 < i64::MAX / 4 {
+        if next > max && self.0 < i64::MAX / 4 {
             return Err(Overflow);
         }
         self.0 = next;
@@ -65,12 +76,14 @@ impl Window {
 mod tests {
     use super::*;
 
+    const M: i64 = MAX_WINDOW as i64;
+
     #[test]
     fn consumes_and_grows() {
         let mut w = Window::new(100);
         w.consume(60);
         assert_eq!(w.available(), 40);
-        w.increase(10).unwrap();
+        w.increase(10, M).unwrap();
         assert_eq!(w.available(), 50);
     }
 
@@ -78,7 +91,7 @@ mod tests {
     fn may_go_negative_after_a_settings_change() {
         let mut w = Window::new(65536);
         w.consume(65536);
-        w.adjust(16384 - 65536).unwrap();
+        w.adjust(16384 - 65536, M).unwrap();
         assert_eq!(w.value(), -49152);
         assert_eq!(w.available(), 0);
     }
@@ -87,18 +100,20 @@ mod tests {
     #[test]
     fn overflow_past_2_pow_31_minus_1_is_refused() {
         let mut w = Window::new(MAX_WINDOW);
-        assert_eq!(w.increase(1), Err(Overflow));
+        assert_eq!(w.increase(1, M), Err(Overflow));
         assert_eq!(w.value(), i64::from(MAX_WINDOW));
         let mut w = Window::new(1);
-        assert!(w.increase(MAX_WINDOW - 1).is_ok());
-        assert_eq!(w.increase(1), Err(Overflow));
+        assert!(w.increase(MAX_WINDOW - 1, M).is_ok());
+        assert_eq!(w.increase(1, M), Err(Overflow));
+        // SPDY/3 allows exactly 2^31.
+        assert!(w.increase(1, max_window(Some(Version::V3))).is_ok());
     }
 
     #[test]
     fn unlimited_never_overflows() {
         let mut w = Window::unlimited();
         for _ in 0..10 {
-            w.increase(MAX_WINDOW).unwrap();
+            w.increase(MAX_WINDOW, M).unwrap();
             w.consume(1 << 30);
         }
         assert!(w.available() > 1 << 40);

@@ -147,6 +147,9 @@ pub struct Session {
     remote_active: usize,
     /// Streams we reset recently: late frames for them are dropped quietly.
     recently_reset: VecDeque<StreamId>,
+    /// Streams that finished recently: late DATA is a PROTOCOL_ERROR (2.3.7)
+    /// rather than an INVALID_STREAM.
+    recently_closed: VecDeque<StreamId>,
 
     /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until sent).
     peer_max_concurrent: u32,
@@ -212,6 +215,7 @@ impl Session {
             local_active: 0,
             remote_active: 0,
             recently_reset: VecDeque::new(),
+            recently_closed: VecDeque::new(),
             peer_max_concurrent: u32::MAX,
             peer_initial_window: DEFAULT_WINDOW,
             persisted: Vec::new(),
@@ -274,15 +278,17 @@ impl Session {
     }
 
     /// Starts SPDY/3.1 session flow control: raise the peer's view of our
-    /// session window to the configured size.
+    /// session window to the configured size (plus any credit released while
+    /// a detected session still looked like SPDY/3).
     fn enable_session_window(&mut self) {
-        self.conn_recv_window = Window::new(self.config.session_window);
-        let extra = self.config.session_window - DEFAULT_WINDOW;
-        if extra > 0 {
+        let delta = (self.config.session_window - DEFAULT_WINDOW)
+            .saturating_add(std::mem::take(&mut self.conn_pending_update));
+        if delta > 0 {
+            let _ = self.conn_recv_window.increase(delta, i64::MAX / 8);
             self.control
                 .push_back(Frame::WindowUpdate(WindowUpdate::new(
                     StreamId::ZERO,
-                    extra,
+                    delta,
                 )));
         }
     }
@@ -648,6 +654,7 @@ impl Session {
             .get_mut(&id)
             .ok_or(UserError::UnknownStream(id))?;
         if let Some(chunk) = stream.pop_recv(max.max(1)) {
+            stream.unreleased += chunk.len();
             return Ok(Recv::Data(chunk));
         }
         stream.readable_notified = false;
@@ -664,13 +671,18 @@ impl Session {
 
     /// The application is done with `n` bytes it took from `id`: they leave
     /// the windows, and WINDOW_UPDATEs go out once enough has accumulated
-    /// (half a window), so a slow reader slows the sender.
+    /// (half a window), so a slow reader slows the sender. Releasing more
+    /// than was taken releases what was taken. A stream stays known until
+    /// what was taken from it is released.
     pub fn release_capacity(&mut self, id: StreamId, n: usize) -> Result<(), UserError> {
         let half_window = (self.config.initial_window / 2).max(1);
         let stream = self
             .streams
             .get_mut(&id)
             .ok_or(UserError::UnknownStream(id))?;
+        let n = n.min(stream.unreleased);
+        stream.unreleased -= n;
+        // At most the taken bytes, which the window bounds: fits in u32.
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         if self.version != Some(Version::V2) {
             stream.pending_update = stream.pending_update.saturating_add(n);
@@ -678,25 +690,41 @@ impl Session {
                 let delta = stream.pending_update;
                 stream.pending_update = 0;
                 // Cannot overflow: the window only returns what it lent.
-                let _ = stream.recv_window.increase(delta);
+                let _ = stream.recv_window.increase(delta, i64::MAX / 8);
                 self.control
                     .push_back(Frame::WindowUpdate(WindowUpdate::new(id, delta)));
             }
         }
         self.release_session(n);
+        self.maybe_forget(id);
         Ok(())
     }
 
-    /// Returns bytes to the SPDY/3.1 session window.
+    /// Whether the session windows are counted: in SPDY/3.1, and in a
+    /// detected SPDY/3 session that may yet turn out to be 3.1 (its peer
+    /// counts from the start, so we must too).
+    fn session_window_tracked(&self) -> bool {
+        match self.version {
+            Some(Version::V3_1) => true,
+            Some(Version::V3) => self.detected && self.config.upgrade_v3_to_v3_1,
+            _ => false,
+        }
+    }
+
+    /// Returns bytes to the session window: WINDOW_UPDATE(0) once half of it
+    /// has accumulated (in SPDY/3.1; a detected SPDY/3 session keeps the
+    /// credit until it learns the peer speaks 3.1).
     fn release_session(&mut self, n: u32) {
-        if self.version != Some(Version::V3_1) {
+        if !self.session_window_tracked() {
             return;
         }
         self.conn_pending_update = self.conn_pending_update.saturating_add(n);
-        if self.conn_pending_update >= (self.config.session_window / 2).max(1) {
+        if self.version == Some(Version::V3_1)
+            && self.conn_pending_update >= (self.config.session_window / 2).max(1)
+        {
             let delta = self.conn_pending_update;
             self.conn_pending_update = 0;
-            let _ = self.conn_recv_window.increase(delta);
+            let _ = self.conn_recv_window.increase(delta, i64::MAX / 8);
             self.control
                 .push_back(Frame::WindowUpdate(WindowUpdate::new(
                     StreamId::ZERO,
@@ -824,6 +852,18 @@ impl Session {
         }
     }
 
+    /// Remembers a finished stream, so that a late frame for it is told
+    /// apart from one for a stream that never existed.
+    fn remember_closed(&mut self, id: StreamId) {
+        if self.config.max_recently_reset == 0 {
+            return;
+        }
+        if self.recently_closed.len() >= self.config.max_recently_reset {
+            self.recently_closed.pop_front();
+        }
+        self.recently_closed.push_back(id);
+    }
+
     /// Queues a RST_STREAM and remembers the stream as recently reset.
     fn send_reset(&mut self, id: StreamId, status: RstStatus) {
         let status = match self.version {
@@ -908,11 +948,8 @@ impl Session {
             .get(&id)
             .is_some_and(|s| s.is_done() && !s.counted)
         {
-            if let Some(stream) = self.streams.remove(&id) {
-                // Bytes the application still holds leave the session
-                // window with the stream.
-                self.release_session(u32::try_from(stream.unreleased).unwrap_or(u32::MAX));
-            }
+            self.streams.remove(&id);
+            self.remember_closed(id);
         }
     }
 

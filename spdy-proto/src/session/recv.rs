@@ -111,7 +111,7 @@ impl Session {
             // CREDENTIAL: we hold no certificate vector; 3.1 deprecates it.
             // Unknown types: ignored per SPDY/2's rule.
             Frame::Noop(_) | Frame::Credential(_) | Frame::Unknown(_) => {
-                self.count_empty(now);
+                let _ = self.count_empty(now);
             }
         }
     }
@@ -119,6 +119,11 @@ impl Session {
     /// A stream error found by us: RST_STREAM, and the stream (if we knew
     /// it) fails. Resets the peer makes us send count as peer resets.
     fn stream_error(&mut self, now: Instant, id: StreamId, status: RstStatus) {
+        // Report the status that goes on the wire.
+        let status = match self.version {
+            Some(version) => status.for_version(version),
+            None => status,
+        };
         if !self.peer_resets.allow(now) {
             self.fail_session(SessionError::Flood(Flood::Resets));
             return;
@@ -140,20 +145,19 @@ impl Session {
         }
     }
 
-    fn count_empty(&mut self, now: Instant) {
+    /// Counts a frame that carries nothing; false if that ended the session.
+    fn count_empty(&mut self, now: Instant) -> bool {
         if !self.empty_frames.allow(now) {
             self.fail_session(SessionError::Flood(Flood::EmptyFrames));
+            return false;
         }
+        true
     }
 
-    /// Whether `id` belongs to a stream that existed once (ids below the
-    /// next one of its side), as opposed to one never opened.
-    fn was_opened(&self, id: StreamId) -> bool {
-        if self.is_peer_id(id) {
-            id <= self.last_remote_id
-        } else {
-            id.value() < self.next_local_id
-        }
+    /// Whether `id` belongs to a stream that finished recently, as opposed
+    /// to one never opened (or long forgotten).
+    fn was_closed(&self, id: StreamId) -> bool {
+        self.recently_closed.contains(&id)
     }
 
     fn was_recently_reset(&self, id: StreamId) -> bool {
@@ -171,15 +175,17 @@ impl Session {
         let len = data.data.len();
         let id = data.stream_id;
         if len == 0 && !data.fin {
-            self.count_empty(now);
+            if !self.count_empty(now) {
+                return;
+            }
         } else if len < self.config.small_frame_len && !data.fin && !self.small_frames.allow(now) {
             self.fail_session(SessionError::Flood(Flood::SmallFrames));
             return;
         }
         // SPDY/3.1: DATA counts against the session window whatever its
         // stream, and the sender must not exceed it.
-        if self.version == Some(Version::V3_1) {
-            if len > self.conn_recv_window.available() {
+        if self.session_window_tracked() {
+            if self.version == Some(Version::V3_1) && len > self.conn_recv_window.available() {
                 self.fail_session(ProtocolViolation::SessionWindowExceeded.into());
                 return;
             }
@@ -193,7 +199,7 @@ impl Session {
                 // with the status PROTOCOL_ERROR." 2.2.2: for a stream-id
                 // "which is not open and the endpoint has not sent a GOAWAY
                 // frame, it MUST issue a stream error ... INVALID_STREAM".
-                let status = if self.was_opened(id) {
+                let status = if self.was_closed(id) {
                     RstStatus::ProtocolError
                 } else {
                     RstStatus::InvalidStream
@@ -456,9 +462,13 @@ impl Session {
             if frame.clear_persisted {
                 self.persisted.clear();
             }
-            for entry in frame.entries.iter().filter(|e| e.persist_value) {
-                self.persisted.retain(|p| p.id != entry.id);
-                self.persisted.push(*entry);
+            for (i, entry) in frame.entries.iter().enumerate() {
+                // Only the first value of an id counts (see below).
+                let first = frame.entries[..i].iter().all(|e| e.id != entry.id);
+                if entry.persist_value && first {
+                    self.persisted.retain(|p| p.id != entry.id);
+                    self.persisted.push(*entry);
+                }
             }
         }
         // "If the recipient of a SETTINGS frame discovers multiple values for
@@ -485,11 +495,12 @@ impl Session {
         }
         let delta = i64::from(size) - i64::from(self.peer_initial_window);
         self.peer_initial_window = size;
+        let max = super::flow::max_window(self.version);
         let mut overflowed = Vec::new();
         let mut reopened = Vec::new();
         for (id, stream) in self.streams.iter_mut() {
             let before = stream.send_window.available();
-            if stream.send_window.adjust(delta).is_err() {
+            if stream.send_window.adjust(delta, max).is_err() {
                 overflowed.push(*id);
             } else if before == 0 && stream.send_window.available() > 0 {
                 reopened.push(*id);
@@ -555,7 +566,8 @@ impl Session {
                 self.enable_session_window();
             }
             if self.version == Some(Version::V3_1) {
-                if self.conn_send_window.increase(frame.delta).is_err() {
+                let max = super::flow::max_window(self.version);
+                if self.conn_send_window.increase(frame.delta, max).is_err() {
                     // 3.1 2.6.8: overflow of the session window: GOAWAY with
                     // FLOW_CONTROL_ERROR (reported as PROTOCOL_ERROR, the
                     // GOAWAY codes having no flow-control status).
@@ -578,7 +590,8 @@ impl Session {
             return;
         }
         let was_blocked = stream.send_window.available() == 0;
-        if stream.send_window.increase(frame.delta).is_err() {
+        let max = super::flow::max_window(self.version);
+        if stream.send_window.increase(frame.delta, max).is_err() {
             self.stream_error(now, id, RstStatus::FlowControlError);
             return;
         }

@@ -172,7 +172,9 @@ impl Session {
             let more = !fin && stream.has_send_work();
             (chunk, fin, stream.priority, more)
         };
-        if self.version == Some(Version::V3_1) {
+        // Counted in a detected SPDY/3 session too: should it turn out to
+        // be 3.1, the peer has been counting from the start.
+        if self.session_window_tracked() {
             self.conn_send_window.consume(data.len());
         }
         if writable {

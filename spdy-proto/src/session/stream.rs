@@ -124,9 +124,9 @@ impl Stream {
     }
 
     /// Closed, and the application has taken everything including the end
-    /// (a reset counts as taken): the stream can be forgotten.
+    /// and released what it took: the stream can be forgotten.
     pub(crate) fn is_done(&self) -> bool {
-        self.is_closed() && self.recv_buffered == 0 && self.fin_taken
+        self.is_closed() && self.recv_buffered == 0 && self.fin_taken && self.unreleased == 0
     }
 
     /// The sending side has something to put on the wire: data, a FIN, or
