@@ -621,6 +621,19 @@ impl Session {
             .saturating_sub(stream.send_queued))
     }
 
+    /// Like [`send_capacity`](Self::send_capacity), but when there is no
+    /// room it also asks for an [`Event::Writable`] once room opens, so an
+    /// async caller can wait for it.
+    pub fn poll_capacity(&mut self, id: StreamId) -> Result<usize, UserError> {
+        let room = self.send_capacity(id)?;
+        if room == 0 {
+            if let Some(stream) = self.streams.get_mut(&id) {
+                stream.wants_writable = true;
+            }
+        }
+        Ok(room)
+    }
+
     /// Queues data (and optionally the end of our side) on a stream. Fails
     /// with [`UserError::BufferFull`] if it exceeds
     /// [`send_capacity`](Self::send_capacity); nothing is queued then, and
@@ -746,6 +759,33 @@ impl Session {
             self.pending_opens.retain(|p| p.frame.stream_id != id);
         }
         self.end_stream_abruptly(id);
+        Ok(())
+    }
+
+    /// The application is done with a stream. If our side has not ended
+    /// (no FIN given) or the peer's has not, the stream is reset with CANCEL
+    /// and forgotten. If both have ended, nothing is reset: unread data is
+    /// dropped (and returned to the windows) while anything still queued,
+    /// including our FIN, goes out as usual.
+    pub fn cancel(&mut self, id: StreamId) -> Result<(), UserError> {
+        let stream = self
+            .streams
+            .get_mut(&id)
+            .ok_or(UserError::UnknownStream(id))?;
+        let fin_given = stream.local_closed
+            || stream.fin_queued
+            || stream.trailers.as_ref().is_some_and(|(_, fin)| *fin);
+        if !fin_given || !stream.remote_closed {
+            return self.reset(id, RstStatus::Cancel);
+        }
+        let dropped = stream.recv_buffered + stream.unreleased;
+        stream.recv_queue.clear();
+        stream.recv_tail.clear();
+        stream.recv_buffered = 0;
+        stream.unreleased = 0;
+        stream.fin_taken = true;
+        self.release_session(u32::try_from(dropped).unwrap_or(u32::MAX));
+        self.maybe_forget(id);
         Ok(())
     }
 

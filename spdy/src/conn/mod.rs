@@ -1,0 +1,243 @@
+//! The connection driver: one task per connection owns the socket.
+//!
+//! [`Connection`] is a future that reads from the socket into the sans-IO
+//! [`Session`], writes what the session produces (a DATA frame as its 8-byte
+//! header and the payload `Bytes`, in one vectored write, never copied),
+//! drives the session's timer, and wakes the handles waiting on streams.
+//!
+//! The session lives behind one mutex shared with the handles, as in quinn
+//! and h2: a handle that sends data locks it, queues the data in the
+//! session, and wakes this task; this task locks it to feed input and take
+//! output. The lock is only held for those calls, never across I/O or an
+//! `.await`, so a slow reader on one stream cannot stall another: all that
+//! waits on a stream is that stream's handle.
+
+mod shared;
+
+pub(crate) use shared::{Shared, State};
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use spdy_proto::session::{Session, Transmit};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{Instant, Sleep};
+use tokio_util::io::poll_read_buf;
+
+use crate::error::Error;
+
+/// Bytes read from the socket per read call.
+const READ_CHUNK: usize = 64 * 1024;
+/// Output gathered from the session before writing; also how far ahead of
+/// the socket the session is allowed to run.
+const WRITE_HIGH_WATER: usize = 256 * 1024;
+/// Slices per vectored write.
+const MAX_IOVECS: usize = 64;
+/// Reads processed per poll before yielding to other tasks.
+const READS_PER_POLL: usize = 16;
+
+/// Drives one SPDY connection. Spawn it (`tokio::spawn(connection)`); it
+/// completes when the session is over and the socket is shut down, with the
+/// reason if that was an error.
+#[must_use = "a Connection does nothing unless polled or spawned"]
+pub struct Connection<T> {
+    io: T,
+    shared: Arc<Shared>,
+    read_buf: BytesMut,
+    write_queue: VecDeque<Transmit>,
+    queued: usize,
+    timer: Pin<Box<Sleep>>,
+    timer_armed: bool,
+    read_closed: bool,
+    done: bool,
+}
+
+impl<T> std::fmt::Debug for Connection<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("queued", &self.queued)
+            .field("read_closed", &self.read_closed)
+            .finish()
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
+    /// Wraps a connected socket and a session. Returns the driver and the
+    /// shared state that handles use.
+    pub(crate) fn new(io: T, session: Session) -> (Connection<T>, Arc<Shared>) {
+        let shared = Shared::new(session);
+        let conn = Connection {
+            io,
+            shared: shared.clone(),
+            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            write_queue: VecDeque::new(),
+            queued: 0,
+            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+            timer_armed: false,
+            read_closed: false,
+            done: false,
+        };
+        (conn, shared)
+    }
+
+    /// Reads what is available and feeds it to the session.
+    fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        for _ in 0..READS_PER_POLL {
+            if self.read_closed {
+                return Ok(());
+            }
+            if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+                self.read_buf.reserve(READ_CHUNK);
+            }
+            match poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
+                Poll::Ready(Ok(n)) => {
+                    if n == 0 {
+                        self.read_closed = true;
+                        let mut state = self.shared.lock();
+                        state.session.handle_eof();
+                        state.dispatch_events();
+                        return Ok(());
+                    }
+                    let mut state = self.shared.lock();
+                    let now = Instant::now().into_std();
+                    state.session.handle_input(now, &mut self.read_buf);
+                    state.dispatch_events();
+                }
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => return Ok(()),
+            }
+        }
+        // More may be waiting: come back after other tasks had a turn.
+        cx.waker().wake_by_ref();
+        Ok(())
+    }
+
+    /// Moves session output into the write queue and writes it.
+    fn poll_write_side(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        loop {
+            if self.queued < WRITE_HIGH_WATER {
+                let mut state = self.shared.lock();
+                let now = Instant::now().into_std();
+                while self.queued < WRITE_HIGH_WATER {
+                    match state.session.poll_transmit(now) {
+                        Some(t) => {
+                            self.queued += t.remaining();
+                            self.write_queue.push_back(t);
+                        }
+                        None => break,
+                    }
+                }
+                state.dispatch_events();
+            }
+            if self.write_queue.is_empty() {
+                return Ok(());
+            }
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut n = 0;
+            for t in &self.write_queue {
+                if n == MAX_IOVECS {
+                    break;
+                }
+                n += t.chunks_vectored(&mut slices[n..]);
+            }
+            let written = match Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n]) {
+                Poll::Ready(Ok(0)) => {
+                    return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into())
+                }
+                Poll::Ready(Ok(w)) => w,
+                Poll::Ready(Err(e)) => return Err(e.into()),
+                Poll::Pending => return Ok(()),
+            };
+            self.advance_written(written);
+        }
+    }
+
+    fn advance_written(&mut self, mut written: usize) {
+        self.queued -= written;
+        while written > 0 {
+            let Some(front) = self.write_queue.front_mut() else {
+                return;
+            };
+            let take = written.min(front.remaining());
+            front.advance(take);
+            written -= take;
+            if !front.has_remaining() {
+                self.write_queue.pop_front();
+            }
+        }
+    }
+
+    /// Arms the timer for the session's next deadline and fires it when due.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) {
+        loop {
+            let deadline = self.shared.lock().session.poll_timeout();
+            let Some(deadline) = deadline else {
+                self.timer_armed = false;
+                return;
+            };
+            let deadline = Instant::from_std(deadline);
+            if !self.timer_armed || self.timer.deadline() != deadline {
+                self.timer.as_mut().reset(deadline);
+                self.timer_armed = true;
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return;
+            }
+            self.timer_armed = false;
+            let mut state = self.shared.lock();
+            state.session.handle_timeout(Instant::now().into_std());
+            state.dispatch_events();
+        }
+    }
+
+    fn fail(&mut self, error: Error) -> Poll<Result<(), Error>> {
+        let mut state = self.shared.lock();
+        state.session.handle_eof();
+        state.dispatch_events();
+        state.terminate(error.clone());
+        self.done = true;
+        Poll::Ready(Err(error))
+    }
+}
+
+impl<T: AsyncRead + AsyncWrite + Unpin> Future for Connection<T> {
+    type Output = Result<(), Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = &mut *self;
+        if this.done {
+            return Poll::Ready(Ok(()));
+        }
+        // Register first, so that a handle changing the state from here on
+        // wakes this poll again.
+        this.shared.lock().driver_waker = Some(cx.waker().clone());
+        if let Err(e) = this.poll_read_side(cx) {
+            return this.fail(e);
+        }
+        this.poll_timer(cx);
+        if let Err(e) = this.poll_write_side(cx) {
+            return this.fail(e);
+        }
+        let (closed, error) = {
+            let state = this.shared.lock();
+            (state.session.is_closed(), state.terminal.clone())
+        };
+        if (closed || this.read_closed) && this.write_queue.is_empty() {
+            if Pin::new(&mut this.io).poll_shutdown(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.done = true;
+            this.shared.lock().terminate(Error::ConnectionClosed);
+            return Poll::Ready(match error {
+                Some(Error::Session(e)) => Err(Error::Session(e)),
+                _ => Ok(()),
+            });
+        }
+        Poll::Pending
+    }
+}

@@ -1,0 +1,44 @@
+use std::io;
+use std::sync::Arc;
+
+use spdy_proto::session::{SessionError, StreamError, UserError};
+
+/// Everything that can go wrong on a SPDY connection or one of its streams.
+///
+/// It says precisely what happened: a reset (with its status and who sent
+/// it), a stream the peer did not process (safe to retry), a protocol error
+/// that ended the session, or the connection itself failing.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The stream ended abnormally.
+    #[error(transparent)]
+    Stream(#[from] StreamError),
+    /// The session ended because of a protocol error (ours to report or
+    /// the peer's).
+    #[error("session failed: {0}")]
+    Session(#[from] SessionError),
+    /// A call the session refused.
+    #[error(transparent)]
+    User(#[from] UserError),
+    /// Reading or writing the connection failed.
+    #[error("connection I/O failed: {0}")]
+    Io(Arc<io::Error>),
+    /// The connection closed (the peer hung up, or the session finished)
+    /// before the operation completed.
+    #[error("connection closed")]
+    ConnectionClosed,
+}
+
+impl Error {
+    /// Whether the request can safely be sent again on a new connection:
+    /// the peer said it did not process the stream.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Stream(e) if e.is_retryable())
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Error {
+        Error::Io(Arc::new(e))
+    }
+}
