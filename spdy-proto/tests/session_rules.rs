@@ -1481,15 +1481,18 @@ fn window_update_is_sent_only_for_released_data() {
         assert_no_frames(&mut peer, version);
 
         peer.send(&[data(1, 20_000, false)]);
-        assert_no_frames(&mut peer, version);
+        if version == Version::V3_1 {
+            // The peer's view of the session window fell below half
+            // (65536 - 40000): credit already released goes back at once
+            // rather than wait for more (held credit must never leave the
+            // peer stuck on an empty window).
+            assert_eq!(peer.frames(), [window_update(0, 20_000)], "{version}");
+        } else {
+            assert_no_frames(&mut peer, version);
+        }
         peer.session.recv(sid(1), usize::MAX).unwrap();
         peer.session.release_capacity(sid(1), 20_000).unwrap();
-        let want: &[Frame] = if version == Version::V3_1 {
-            &[window_update(1, 40_000), window_update(0, 40_000)]
-        } else {
-            &[window_update(1, 40_000)]
-        };
-        assert_eq!(peer.frames(), want, "{version}");
+        assert_eq!(peer.frames(), [window_update(1, 40_000)], "{version}");
     }
 }
 

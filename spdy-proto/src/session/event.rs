@@ -56,7 +56,7 @@ pub enum Event {
         id: StreamId,
     },
     /// Room opened in the stream's send buffer (after `send_data` failed
-    /// with `BufferFull`, or `send_capacity` returned 0).
+    /// with `BufferFull`, or `poll_capacity` returned 0).
     Writable {
         /// The stream.
         id: StreamId,

@@ -732,9 +732,19 @@ impl Session {
             return;
         }
         self.conn_pending_update = self.conn_pending_update.saturating_add(n);
-        if self.version == Some(Version::V3_1)
-            && self.conn_pending_update >= (self.config.session_window / 2).max(1)
-        {
+        self.send_session_credit();
+    }
+
+    /// Sends the session credit held back, once half the window has
+    /// accumulated, or as soon as the peer's view of the window drops below
+    /// half: credit must never be held while the peer waits on an empty
+    /// window (other streams' unread data could then starve the rest).
+    fn send_session_credit(&mut self) {
+        if self.version != Some(Version::V3_1) || self.conn_pending_update == 0 {
+            return;
+        }
+        let half = (self.config.session_window / 2).max(1);
+        if self.conn_pending_update >= half || self.conn_recv_window.available() < half as usize {
             let delta = self.conn_pending_update;
             self.conn_pending_update = 0;
             let _ = self.conn_recv_window.increase(delta, i64::MAX / 8);

@@ -190,6 +190,7 @@ impl Session {
                 return;
             }
             self.conn_recv_window.consume(len);
+            self.send_session_credit();
         }
         let Some(stream) = self.streams.get_mut(&id) else {
             self.release_session(len as u32);
@@ -435,6 +436,11 @@ impl Session {
         let Some(stream) = self.streams.get(&id) else {
             return;
         };
+        // Both sides already finished normally (2.3.7): a late reset
+        // changes nothing, and the data stays readable.
+        if stream.is_closed() {
+            return;
+        }
         let peer_opened = !stream.local;
         if peer_opened && !self.peer_resets.allow(now) {
             self.fail_session(SessionError::Flood(Flood::Resets));

@@ -1,6 +1,7 @@
 //! What the session puts on the wire, in order: control frames first (they
 //! are small, and some are owed to the peer), then DATA chosen by priority.
 
+use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::time::Instant;
 
@@ -11,6 +12,40 @@ use super::{Event, Session};
 use crate::codec::EncodedData;
 use crate::frame::{Data, EncodeError, Frame, Headers, RstStatus, StreamId, Version};
 use crate::header_block::HeaderBlockError;
+
+/// Queued writes shorter than this are gathered (copied) into one DATA
+/// frame with the writes after them; longer ones go out as they are, without
+/// a copy.
+const GATHER_BELOW: usize = 4 * 1024;
+
+/// Takes up to `n` bytes off the front of a send queue. Many small writes
+/// become one frame rather than a frame each (which would cost per-frame
+/// overhead on both sides, and trip a peer's tiny-frame guard).
+fn take_chunk(queue: &mut VecDeque<Bytes>, n: usize) -> Bytes {
+    let Some(front) = queue.front_mut() else {
+        return Bytes::new();
+    };
+    if front.len() >= n {
+        return front.split_to(n);
+    }
+    if front.len() >= GATHER_BELOW || queue.len() == 1 {
+        return queue.pop_front().unwrap_or_default();
+    }
+    let mut gathered = BytesMut::with_capacity(n.min(64 * 1024));
+    while gathered.len() < n {
+        let Some(front) = queue.front_mut() else {
+            break;
+        };
+        let want = n - gathered.len();
+        if front.len() > want {
+            gathered.extend_from_slice(&front.split_to(want));
+        } else {
+            gathered.extend_from_slice(front);
+            queue.pop_front();
+        }
+    }
+    gathered.freeze()
+}
 
 /// Control frames are batched into one buffer of about this size.
 const CONTROL_BATCH: usize = 16 * 1024;
@@ -113,6 +148,11 @@ impl Session {
     /// The next DATA frame (or trailers, or bare FIN) by priority.
     fn next_data(&mut self) -> Option<Transmit> {
         let session_limited = self.version == Some(Version::V3_1);
+        // Streams with data but no session window keep their place, while
+        // those behind them that only owe a FIN or trailers (which need no
+        // window) still go.
+        let mut waiting = Vec::new();
+        let mut result = None;
         while let Some(id) = self.scheduler.pop() {
             let Some(stream) = self.streams.get_mut(&id) else {
                 continue;
@@ -134,19 +174,23 @@ impl Session {
                     usize::MAX
                 };
                 if conn_room == 0 {
-                    // Everyone waits for the session window; keep our turn.
                     stream.scheduled = true;
-                    self.scheduler.push_front(id, stream.priority);
-                    return None;
+                    waiting.push((id, stream.priority));
+                    continue;
                 }
                 let n = stream_room.min(conn_room).min(self.config.max_data_frame);
-                return Some(self.send_chunk(id, n));
+                result = Some(self.send_chunk(id, n));
+                break;
             }
             if let Some(transmit) = self.send_trailers_or_fin(id) {
-                return Some(transmit);
+                result = Some(transmit);
+                break;
             }
         }
-        None
+        for (id, priority) in waiting.into_iter().rev() {
+            self.scheduler.push_front(id, priority);
+        }
+        result
     }
 
     /// Takes up to `n` queued bytes of `id` into one DATA frame.
@@ -157,11 +201,7 @@ impl Session {
             let Some(stream) = self.streams.get_mut(&id) else {
                 return Transmit::Frames(Bytes::new());
             };
-            let chunk = match stream.send_queue.front_mut() {
-                Some(front) if front.len() > n => front.split_to(n),
-                Some(_) => stream.send_queue.pop_front().unwrap_or_default(),
-                None => Bytes::new(),
-            };
+            let chunk = take_chunk(&mut stream.send_queue, n);
             stream.send_queued -= chunk.len();
             stream.send_window.consume(chunk.len());
             let fin = stream.send_queued == 0 && stream.fin_queued && stream.trailers.is_none();
