@@ -27,6 +27,21 @@ pub enum Error {
     /// before the operation completed.
     #[error("connection closed")]
     ConnectionClosed,
+    /// Headers that do not map to an HTTP message.
+    #[error("bad headers: {0}")]
+    Headers(#[from] crate::headers::HeaderError),
+    /// A request body whose length differs from its Content-Length (the
+    /// server "MUST return a 400").
+    #[error("body of {received} bytes does not match content-length {expected}")]
+    ContentLength {
+        /// The Content-Length header.
+        expected: u64,
+        /// What arrived.
+        received: u64,
+    },
+    /// The body the application gave failed while being sent.
+    #[error("body failed: {0}")]
+    Body(Arc<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {

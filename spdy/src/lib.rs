@@ -33,10 +33,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod body;
+pub mod client;
 mod conn;
 mod error;
+pub mod headers;
+pub mod server;
 mod stream;
 
+pub use body::RecvBody;
 pub use conn::Connection;
 pub use error::Error;
 pub use spdy_proto as proto;
@@ -145,6 +150,25 @@ impl IncomingStream {
         stream::recv_only(&self.shared, self.id)
     }
 
+    /// Splits the stream into its receiving half and a [`Responder`] that
+    /// replies later: a server reads the request body before it answers.
+    pub fn into_parts(self) -> (Responder, RecvStream) {
+        let recv = stream::recv_only(&self.shared, self.id);
+        let mut state = self.shared.lock();
+        if let Some(slot) = state.slots.get_mut(&self.id) {
+            slot.refs += 1;
+        }
+        drop(state);
+        (
+            Responder {
+                shared: self.shared.clone(),
+                id: self.id,
+                replied: false,
+            },
+            recv,
+        )
+    }
+
     /// Refuses the stream (RST_STREAM with `status`, e.g. REFUSED_STREAM).
     pub fn refuse(self, status: RstStatus) -> Result<(), Error> {
         let mut state = self.shared.lock();
@@ -152,6 +176,47 @@ impl IncomingStream {
         state.slots.remove(&self.id);
         state.wake_driver();
         Ok(())
+    }
+}
+
+/// The right to reply to a stream the peer opened, apart from reading it.
+#[derive(Debug)]
+pub struct Responder {
+    shared: Arc<Shared>,
+    id: StreamId,
+    replied: bool,
+}
+
+impl Responder {
+    /// The stream id.
+    pub fn id(&self) -> StreamId {
+        self.id
+    }
+
+    /// Replies (SYN_REPLY) and returns the sending half.
+    pub fn reply(mut self, headers: HeaderBlock, fin: bool) -> Result<SendStream, Error> {
+        let mut state = self.shared.lock();
+        state.session.reply(self.id, headers, fin)?;
+        state.wake_driver();
+        self.replied = true;
+        // The reference this responder held passes to the sending half.
+        Ok(stream::send_only(self.shared.clone(), self.id))
+    }
+
+    /// Resets the stream instead of replying.
+    pub fn reset(self, status: RstStatus) -> Result<(), Error> {
+        let mut state = self.shared.lock();
+        state.session.reset(self.id, status)?;
+        state.wake_driver();
+        Ok(())
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        if !self.replied {
+            self.shared.lock().release_stream_ref(self.id);
+        }
     }
 }
 
@@ -236,6 +301,29 @@ impl Handle {
         state.session.go_away(GoAwayStatus::Ok);
         state.dispatch_events();
         state.wake_driver();
+    }
+
+    /// Pushes a stream associated with `associated_to` (server only; see
+    /// [`SendStream::push`]).
+    pub fn push(
+        &self,
+        associated_to: StreamId,
+        headers: HeaderBlock,
+        priority: u8,
+    ) -> Result<SendStream, Error> {
+        let mut state = self.shared.lock();
+        let id = state.session.push(associated_to, headers, priority)?;
+        state.slots.entry(id).or_default().refs += 1;
+        state.wake_driver();
+        Ok(stream::send_only(self.shared.clone(), id))
+    }
+
+    /// Resets a stream by id (for instance one whose headers were invalid).
+    pub fn reset(&self, id: StreamId, status: RstStatus) -> Result<(), Error> {
+        let mut state = self.shared.lock();
+        state.session.reset(id, status)?;
+        state.wake_driver();
+        Ok(())
     }
 
     /// The session's version (for a detecting server, once known).

@@ -52,6 +52,11 @@ pub(crate) fn pair(
     )
 }
 
+/// Makes a sending half that takes over a reference already counted.
+pub(crate) fn send_only(shared: Arc<Shared>, id: StreamId) -> SendStream {
+    SendStream { shared, id }
+}
+
 /// Makes only the receiving half (a unidirectional stream the peer opened).
 pub(crate) fn recv_only(shared: &Arc<Shared>, id: StreamId) -> RecvStream {
     shared.lock().slots.entry(id).or_default().refs += 1;

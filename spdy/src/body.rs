@@ -1,0 +1,201 @@
+//! HTTP bodies over SPDY streams: [`RecvBody`] reads one, `send_body` writes
+//! any `http_body::Body` with backpressure.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, Bytes};
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use spdy_proto::frame::RstStatus;
+
+use crate::error::Error;
+use crate::headers;
+use crate::stream::{RecvStream, SendStream};
+
+/// The body of a request or response received over SPDY: DATA as it
+/// arrives, then trailers (a HEADERS frame) if the peer sent any.
+///
+/// It ends with an error, never a clean end, if the stream is reset or the
+/// connection is lost before the peer's FIN. Reading it is what returns
+/// capacity to the peer's window, so a slow reader slows the sender.
+#[derive(Debug)]
+pub struct RecvBody {
+    recv: Option<RecvStream>,
+    expected: Option<u64>,
+    received: u64,
+    trailers: Option<HeaderMap>,
+}
+
+impl RecvBody {
+    /// `expected` is a Content-Length to enforce (servers), or `None`.
+    pub(crate) fn new(recv: RecvStream, expected: Option<u64>) -> RecvBody {
+        RecvBody {
+            recv: Some(recv),
+            expected,
+            received: 0,
+            trailers: None,
+        }
+    }
+
+    /// A body that is already over (a message sent with FIN on its headers
+    /// still has a stream; this is for pushes refused and the like).
+    pub fn empty() -> RecvBody {
+        RecvBody {
+            recv: None,
+            expected: None,
+            received: 0,
+            trailers: None,
+        }
+    }
+
+    /// The next piece of data; `None` at the end.
+    pub async fn data(&mut self) -> Option<Result<Bytes, Error>> {
+        loop {
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut *self).poll_frame(cx)).await?;
+            match frame {
+                Ok(frame) => match frame.into_data() {
+                    Ok(data) => return Some(Ok(data)),
+                    Err(trailers) => {
+                        self.trailers = trailers.into_trailers().ok();
+                    }
+                },
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// The trailers, once the data has been read to the end.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+
+    /// Reads the whole body, refusing more than `limit` bytes.
+    pub async fn collect_to_vec(&mut self, limit: usize) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::new();
+        while let Some(chunk) = self.data().await {
+            let chunk = chunk?;
+            if out.len() + chunk.len() > limit {
+                return Err(Error::ContentLength {
+                    expected: limit as u64,
+                    received: (out.len() + chunk.len()) as u64,
+                });
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+}
+
+impl Body for RecvBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        let Some(recv) = this.recv.as_mut() else {
+            return Poll::Ready(None);
+        };
+        match recv.poll_data(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.received += chunk.len() as u64;
+                if let Some(expected) = this.expected {
+                    if this.received > expected {
+                        let received = this.received;
+                        this.recv = None;
+                        return Poll::Ready(Some(Err(Error::ContentLength { expected, received })));
+                    }
+                }
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.recv = None;
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Ready(None) => {
+                let blocks = recv.take_headers();
+                this.recv = None;
+                if let Some(expected) = this.expected {
+                    if this.received != expected {
+                        return Poll::Ready(Some(Err(Error::ContentLength {
+                            expected,
+                            received: this.received,
+                        })));
+                    }
+                }
+                let mut map = HeaderMap::new();
+                for block in &blocks {
+                    match headers::trailers(block) {
+                        Ok(part) => map.extend(part),
+                        Err(e) => return Poll::Ready(Some(Err(e.into()))),
+                    }
+                }
+                if map.is_empty() {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Ready(Some(Ok(Frame::trailers(map))))
+                }
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.recv.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.expected {
+            Some(n) => SizeHint::with_exact(n.saturating_sub(self.received)),
+            None => SizeHint::default(),
+        }
+    }
+}
+
+/// Sends `body` on `send`: data with backpressure, then trailers or a FIN.
+/// A failing body resets the stream with INTERNAL_ERROR.
+pub(crate) async fn send_body<B>(body: B, mut send: SendStream) -> Result<(), Error>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// A body frame, owned, so nothing of the body's types is held across
+    /// an `.await` (they need not be `Send`).
+    enum Next {
+        End,
+        Failed(Box<dyn std::error::Error + Send + Sync>),
+        Data(Bytes),
+        Trailers(HeaderMap),
+        Skip,
+    }
+    let mut body = std::pin::pin!(body);
+    loop {
+        let next = match std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
+            None => Next::End,
+            Some(Err(e)) => Next::Failed(e.into()),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(mut data) => Next::Data(data.copy_to_bytes(data.remaining())),
+                Err(frame) => match frame.into_trailers() {
+                    Ok(trailers) => Next::Trailers(trailers),
+                    Err(_) => Next::Skip,
+                },
+            },
+        };
+        match next {
+            Next::End => return send.finish(),
+            Next::Failed(e) => {
+                let _ = send.reset(RstStatus::InternalError);
+                return Err(Error::Body(Arc::from(e)));
+            }
+            Next::Data(bytes) => send.write(bytes).await?,
+            Next::Trailers(trailers) => {
+                return send.send_headers(headers::trailer_block(&trailers), true)
+            }
+            Next::Skip => {}
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! HTTP over SPDY, server side: serve a function from `http::Request` to
+//! `http::Response`, with streaming bodies both ways and server push.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! //! use http_body_util::Full;
+//! use spdy::RecvBody;
+//!
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4040").await?;
+//! spdy::server::Builder::new()
+//!     .serve(listener, |req: http::Request<RecvBody>| async move {
+//!         let body = Full::new(Bytes::from(format!("you asked for {}\n", req.uri().path())));
+//!         Ok::<_, std::convert::Infallible>(http::Response::new(body))
+//!     })
+//!     .await
+//! # }
+//! ```
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use http_body::Body;
+use spdy_proto::frame::{RstStatus, Version};
+use spdy_proto::header_block::HeaderBlock;
+use spdy_proto::session::{Config, Role};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+
+use crate::body::{send_body, RecvBody};
+use crate::error::Error;
+use crate::{headers, Handle, IncomingStream};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Settings for serving.
+#[derive(Debug, Clone)]
+pub struct Builder {
+    version: Option<Version>,
+    config: Config,
+    drain_timeout: Duration,
+}
+
+impl Default for Builder {
+    fn default() -> Builder {
+        Builder {
+            version: None,
+            config: Config::default(),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Builder {
+    /// Accepts SPDY/2, 3 and 3.1, detected from the client's first frame.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Speaks only `version` (for a connection whose version was agreed out
+    /// of band, such as ALPN or an Upgrade header).
+    pub fn version(mut self, version: Version) -> Builder {
+        self.version = Some(version);
+        self
+    }
+
+    /// Session limits and windows.
+    pub fn config(mut self, config: Config) -> Builder {
+        self.config = config;
+        self
+    }
+
+    /// How long a graceful shutdown waits for open streams before the
+    /// connection is dropped. Default 30 s.
+    pub fn drain_timeout(mut self, timeout: Duration) -> Builder {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// Serves one connected socket until the client goes away (any socket:
+    /// a server may run on a connection it dialed, as an origin behind NAT
+    /// does toward its proxy).
+    pub async fn serve_connection<T, S, F, B, E>(&self, io: T, service: S) -> Result<(), Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: Fn(Request<RecvBody>) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<Response<B>, E>> + Send + 'static,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+        E: Into<BoxError>,
+    {
+        self.serve_connection_until(io, service, std::future::pending::<()>())
+            .await
+    }
+
+    /// Like [`serve_connection`](Self::serve_connection), and when `shutdown`
+    /// completes: GOAWAY, let open streams finish (at most the drain
+    /// timeout), then close.
+    pub async fn serve_connection_until<T, S, F, B, E>(
+        &self,
+        io: T,
+        service: S,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: Fn(Request<RecvBody>) -> F + Send + Sync + 'static,
+        F: Future<Output = Result<Response<B>, E>> + Send + 'static,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+        E: Into<BoxError>,
+    {
+        let (handle, conn) = match self.version {
+            Some(version) => crate::handshake(io, Role::Server, version, self.config.clone()),
+            None => crate::handshake_detect(io, self.config.clone()),
+        };
+        let mut driver = tokio::spawn(conn);
+        let service = Arc::new(service);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                incoming = handle.accept() => {
+                    let Some(incoming) = incoming else { break };
+                    let version = handle.version().unwrap_or(Version::V3);
+                    let service = service.clone();
+                    let handle = handle.clone();
+                    tokio::spawn(async move {
+                        serve_stream(version, incoming, &*service, handle).await;
+                    });
+                }
+                () = &mut shutdown => {
+                    handle.go_away();
+                    break;
+                }
+                result = &mut driver => {
+                    return result.unwrap_or(Err(Error::ConnectionClosed));
+                }
+            }
+        }
+        drop(handle);
+        match tokio::time::timeout(self.drain_timeout, &mut driver).await {
+            Ok(result) => result.unwrap_or(Err(Error::ConnectionClosed)),
+            Err(_) => {
+                driver.abort();
+                Err(Error::ConnectionClosed)
+            }
+        }
+    }
+
+    /// Accepts connections on `listener` and serves each (plain TCP, the
+    /// version detected per connection). Runs until accepting fails.
+    pub async fn serve<S, F, B, E>(&self, listener: TcpListener, service: S) -> std::io::Result<()>
+    where
+        S: Fn(Request<RecvBody>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Result<Response<B>, E>> + Send + 'static,
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+        E: Into<BoxError>,
+    {
+        loop {
+            let (tcp, _) = listener.accept().await?;
+            let _ = tcp.set_nodelay(true);
+            let builder = self.clone();
+            let service = service.clone();
+            tokio::spawn(async move {
+                let _ = builder.serve_connection(tcp, service).await;
+            });
+        }
+    }
+}
+
+/// Serves one connection with default settings (version detected).
+pub async fn serve_connection<T, S, F, B, E>(io: T, service: S) -> Result<(), Error>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Fn(Request<RecvBody>) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    E: Into<BoxError>,
+{
+    Builder::new().serve_connection(io, service).await
+}
+
+/// Pushes responses associated with the request it came with; found in the
+/// request's extensions.
+#[derive(Debug, Clone)]
+pub struct Pusher {
+    handle: Handle,
+    stream: crate::StreamId,
+    version: Version,
+}
+
+impl Pusher {
+    /// Pushes `response` as the answer to a GET of `uri` (an absolute URI:
+    /// scheme, host and path name the resource). The body is sent by a task
+    /// of its own. Fails if the request's stream has already been answered
+    /// completely (pushes must start before it ends).
+    pub fn push<B>(&self, uri: http::Uri, response: Response<B>) -> Result<(), Error>
+    where
+        B: Body + Send + 'static,
+        B::Data: Send,
+        B::Error: Into<BoxError>,
+    {
+        let (scheme, host) = match (uri.scheme_str(), uri.authority()) {
+            (Some(s), Some(a)) => (s.to_owned(), a.as_str().to_owned()),
+            _ => {
+                return Err(
+                    headers::HeaderError::Missing("scheme and host in the pushed URI").into(),
+                )
+            }
+        };
+        let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let mut block = headers::response_block(self.version, &response);
+        if self.version == Version::V2 {
+            block.push("url", uri.to_string());
+        } else {
+            block.push(":scheme", scheme);
+            block.push(":host", host);
+            block.push(":path", path);
+        }
+        let send = self.handle.push(self.stream, block, 0)?;
+        let body = response.into_body();
+        tokio::spawn(async move {
+            let _ = send_body(body, send).await;
+        });
+        Ok(())
+    }
+}
+
+/// Turns one incoming stream into a request, calls the service, and sends
+/// its response.
+async fn serve_stream<S, F, B, E>(
+    version: Version,
+    incoming: IncomingStream,
+    service: &S,
+    handle: Handle,
+) where
+    S: Fn(Request<RecvBody>) -> F,
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    if incoming.unidirectional {
+        let _ = incoming.refuse(RstStatus::ProtocolError);
+        return;
+    }
+    let id = incoming.id();
+    let parts = headers::request_parts(version, &incoming.headers);
+    let (responder, recv) = incoming.into_parts();
+    let mut parts = match parts {
+        Ok(parts) => parts,
+        Err(_) => {
+            // 3.2.1: a SYN_STREAM without the required headers gets "a HTTP
+            // 400 Bad Request reply".
+            let _ = responder.reply(status_block(version, StatusCode::BAD_REQUEST), true);
+            return;
+        }
+    };
+    let expected = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let head = parts.method == http::Method::HEAD;
+    parts.extensions.insert(Pusher {
+        handle,
+        stream: id,
+        version,
+    });
+    let request = Request::from_parts(parts, RecvBody::new(recv, expected));
+    let response = match service(request).await {
+        Ok(response) => response,
+        Err(_) => {
+            let _ = responder.reply(
+                status_block(version, StatusCode::INTERNAL_SERVER_ERROR),
+                true,
+            );
+            return;
+        }
+    };
+    let block = headers::response_block(version, &response);
+    let body = response.into_body();
+    let fin = head || body.is_end_stream();
+    let Ok(send) = responder.reply(block, fin) else {
+        return;
+    };
+    if !fin {
+        let _ = send_body(body, send).await;
+    }
+}
+
+fn status_block(version: Version, status: StatusCode) -> HeaderBlock {
+    let response = Response::builder()
+        .status(status)
+        .body(())
+        .unwrap_or_default();
+    headers::response_block(version, &response)
+}
