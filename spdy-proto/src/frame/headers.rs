@@ -1,9 +1,9 @@
 use bytes::BytesMut;
 
 use super::head::ControlType;
-use super::syn_reply::{split_stream_and_block, stream_fixed_part};
-use super::{encode_with_block, EncodeError, FrameError, StreamId, Version, FLAG_FIN};
-use crate::header_block::{parse_block, HeaderBlock, HeaderCompressor, HeaderDecompressor};
+use super::syn_reply::{decode_stream_block, encode_stream_block};
+use super::{EncodeError, FrameError, StreamId, Version};
+use crate::header_block::{HeaderBlock, HeaderCompressor, HeaderDecompressor};
 
 /// HEADERS (type 8): more headers for an open stream, in either direction
 /// (trailers, or Kubernetes-style late metadata).
@@ -50,12 +50,12 @@ impl Headers {
         payload: &[u8],
         headers: &mut HeaderDecompressor,
     ) -> Result<Headers, FrameError> {
-        let (stream_id, block) = split_stream_and_block(ControlType::Headers, version, payload)?;
-        let plain = headers.decompress(block)?;
+        let (stream_id, fin, headers) =
+            decode_stream_block(ControlType::Headers, version, flags, payload, headers)?;
         Ok(Headers {
             stream_id,
-            fin: flags & FLAG_FIN != 0,
-            headers: parse_block(plain, version)?,
+            fin,
+            headers,
         })
     }
 
@@ -65,13 +65,12 @@ impl Headers {
         compressor: &mut HeaderCompressor,
         dst: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        let flags = if self.fin { FLAG_FIN } else { 0 };
-        let fixed = stream_fixed_part(self.stream_id);
-        encode_with_block(
+        let kind = ControlType::Headers;
+        encode_stream_block(
+            kind,
             version,
-            ControlType::Headers,
-            flags,
-            fixed.as_slice(version),
+            self.stream_id,
+            self.fin,
             &self.headers,
             compressor,
             dst,

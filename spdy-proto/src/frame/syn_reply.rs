@@ -47,12 +47,12 @@ impl SynReply {
         payload: &[u8],
         headers: &mut HeaderDecompressor,
     ) -> Result<SynReply, FrameError> {
-        let (stream_id, block) = split_stream_and_block(ControlType::SynReply, version, payload)?;
-        let plain = headers.decompress(block)?;
+        let (stream_id, fin, headers) =
+            decode_stream_block(ControlType::SynReply, version, flags, payload, headers)?;
         Ok(SynReply {
             stream_id,
-            fin: flags & FLAG_FIN != 0,
-            headers: parse_block(plain, version)?,
+            fin,
+            headers,
         })
     }
 
@@ -62,18 +62,59 @@ impl SynReply {
         compressor: &mut HeaderCompressor,
         dst: &mut BytesMut,
     ) -> Result<(), EncodeError> {
-        let flags = if self.fin { FLAG_FIN } else { 0 };
-        let fixed = stream_fixed_part(self.stream_id);
-        encode_with_block(
+        let kind = ControlType::SynReply;
+        encode_stream_block(
+            kind,
             version,
-            ControlType::SynReply,
-            flags,
-            fixed.as_slice(version),
+            self.stream_id,
+            self.fin,
             &self.headers,
             compressor,
             dst,
         )
     }
+}
+
+/// Decodes the layout SYN_REPLY and HEADERS share: a stream id (plus
+/// SPDY/2's 16 unused bits), FLAG_FIN, and a header block.
+pub(crate) fn decode_stream_block(
+    kind: ControlType,
+    version: Version,
+    flags: u8,
+    payload: &[u8],
+    headers: &mut HeaderDecompressor,
+) -> Result<(StreamId, bool, HeaderBlock), FrameError> {
+    let (stream_id, block) = split_stream_and_block(kind, version, payload)?;
+    // Inflate first: the zlib stream must advance whatever the block holds.
+    let plain = headers.decompress(block)?;
+    Ok((
+        stream_id,
+        flags & FLAG_FIN != 0,
+        parse_block(plain, version)?,
+    ))
+}
+
+/// Encodes the layout SYN_REPLY and HEADERS share.
+pub(crate) fn encode_stream_block(
+    kind: ControlType,
+    version: Version,
+    stream_id: StreamId,
+    fin: bool,
+    headers: &HeaderBlock,
+    compressor: &mut HeaderCompressor,
+    dst: &mut BytesMut,
+) -> Result<(), EncodeError> {
+    let flags = if fin { FLAG_FIN } else { 0 };
+    let fixed = stream_fixed_part(stream_id);
+    encode_with_block(
+        version,
+        kind,
+        flags,
+        fixed.as_slice(version),
+        headers,
+        compressor,
+        dst,
+    )
 }
 
 /// The fixed part shared by SYN_REPLY and HEADERS: the stream id, plus

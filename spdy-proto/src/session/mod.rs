@@ -429,6 +429,18 @@ impl Session {
         options: OpenOptions,
     ) -> Result<StreamId, UserError> {
         let version = self.check_open_allowed()?;
+        self.open_local(version, headers, options, StreamId::ZERO)
+    }
+
+    /// Validates and opens (or queues, under the peer's concurrency limit)
+    /// a stream of ours: a plain one or, with `associated_to`, a push.
+    fn open_local(
+        &mut self,
+        version: Version,
+        headers: HeaderBlock,
+        options: OpenOptions,
+        associated_to: StreamId,
+    ) -> Result<StreamId, UserError> {
         self.check_headers(version, &headers)?;
         Self::check_priority(version, options.priority)?;
         let must_wait = !self.pending_opens.is_empty()
@@ -438,6 +450,7 @@ impl Session {
         }
         let id = self.allocate_id()?;
         let frame = SynStream {
+            associated_to,
             priority: options.priority,
             fin: options.fin,
             unidirectional: options.unidirectional,
@@ -834,27 +847,12 @@ impl Session {
                 "pushed headers must name the resource (:scheme, :host, :path; url in SPDY/2)",
             ));
         }
-        self.check_headers(version, &headers)?;
-        Self::check_priority(version, priority)?;
-        let must_wait = !self.pending_opens.is_empty()
-            || self.local_active >= self.peer_max_concurrent as usize;
-        if must_wait && self.pending_opens.len() >= self.config.max_pending_opens {
-            return Err(UserError::TooManyPending);
-        }
-        let id = self.allocate_id()?;
-        let frame = SynStream {
-            associated_to,
+        let options = OpenOptions {
             priority,
+            fin: false,
             unidirectional: true,
-            ..SynStream::new(id, headers)
         };
-        self.insert_local_stream(&frame);
-        if must_wait {
-            self.pending_opens.push_back(PendingOpen { frame });
-        } else {
-            self.start_local_stream(frame);
-        }
-        Ok(id)
+        self.open_local(version, headers, options, associated_to)
     }
 
     /// Sends a PING and returns its id; [`Event::Pong`] reports the round
