@@ -2,19 +2,26 @@
 //! each frame, the way a protocol analyser would.
 
 use std::io::Read;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bytes::BytesMut;
 use spdy_proto::frame::{Frame, Version};
 use spdy_proto::{DecodeError, DecodeLimits, FrameDecoder};
 
-pub(crate) fn run(args: &[String]) -> ExitCode {
-    let Some(version) = args.first().and_then(|v| v.parse::<Version>().ok()) else {
-        eprintln!("usage: spdy frames <2|3|3.1> [FILE]");
-        return ExitCode::from(2);
-    };
+// `spdy frames <2|3|3.1> [FILE]`
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The SPDY version the bytes were written in: 2, 3 or 3.1.
+    version: Version,
+    /// The capture to decode; standard input if absent.
+    file: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: &Args) -> ExitCode {
+    let version = args.version;
     let mut input = Vec::new();
-    let read = match args.get(1) {
+    let read = match &args.file {
         Some(path) => std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut input)),
         None => std::io::stdin().read_to_end(&mut input),
     };

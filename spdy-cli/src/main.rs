@@ -1,36 +1,57 @@
-//! The `spdy` command. Only `spdy version` and `spdy frames` work so far; the
-//! client, file server and load generator come with the runtime crate.
+//! The `spdy` command: a file server and a client speaking SPDY/2, 3 and
+//! 3.1 over plain TCP, and a decoder for captured SPDY byte streams.
 #![forbid(unsafe_code)]
 
 mod frames;
+mod get;
+mod serve;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage: spdy <command>
+use clap::{Parser, Subcommand};
 
-commands:
-  frames <2|3|3.1> [FILE]  decode a captured SPDY byte stream (FILE or stdin)
-                           and print one line per frame
-  version                  print the version
+#[derive(Debug, Parser)]
+#[command(name = "spdy", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-Not yet implemented: get, serve, bench, proxy, origin.";
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve a folder over SPDY on plain TCP.
+    Serve(serve::Args),
+    /// Fetch a URL over SPDY on plain TCP and print the body.
+    Get(get::Args),
+    /// Decode a captured one-direction SPDY byte stream (FILE or stdin) and
+    /// print one line per frame.
+    Frames(frames::Args),
+    /// Print the version.
+    Version,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("version") | Some("--version") | Some("-V") => {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
             println!("spdy {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Some("frames") => frames::run(&args[1..]),
-        Some("help") | Some("--help") | Some("-h") => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(2)
+        Command::Frames(args) => frames::run(&args),
+        Command::Serve(args) => runtime().block_on(serve::run(args)),
+        Command::Get(args) => runtime().block_on(get::run(args)),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("spdy: cannot start the async runtime: {e}");
+            std::process::exit(1);
         }
     }
 }

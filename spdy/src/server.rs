@@ -3,7 +3,8 @@
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! //! use http_body_util::Full;
+//! use bytes::Bytes;
+//! use http_body_util::Full;
 //! use spdy::RecvBody;
 //!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:4040").await?;
