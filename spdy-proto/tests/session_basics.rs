@@ -144,3 +144,35 @@ fn reset_by_the_client_reaches_the_server() {
     assert_eq!(pair.server.active_streams(), (0, 0));
     assert_eq!(pair.client.active_streams(), (0, 0));
 }
+
+/// A session of fixed version whose peer opens in another version ends at
+/// once (GOAWAY in its own version) instead of both sides ignoring each
+/// other's frames forever.
+#[test]
+fn a_peer_speaking_another_version_ends_the_session() {
+    use spdy_proto::session::{Config, ProtocolViolation, Role, SessionError};
+    let mut client = Session::new(Role::Client, Version::V3_1, Config::default());
+    let mut server = Session::new(Role::Server, Version::V2, Config::default());
+    let now = std::time::Instant::now();
+    client
+        .open_stream(request(Version::V3_1, "/"), OpenOptions::default())
+        .unwrap();
+    let mut wire = bytes::BytesMut::new();
+    while let Some(mut t) = client.poll_transmit(now) {
+        use bytes::Buf;
+        let n = t.remaining();
+        wire.extend_from_slice(&t.copy_to_bytes(n));
+    }
+    server.handle_input(now, &mut wire);
+    let events: Vec<Event> = std::iter::from_fn(|| server.poll_event()).collect();
+    assert!(
+        events.contains(&Event::Closed {
+            error: Some(SessionError::Protocol(
+                ProtocolViolation::UnsupportedVersion(3)
+            ))
+        }),
+        "{events:?}"
+    );
+    assert!(server.poll_transmit(now).is_some(), "a GOAWAY goes out");
+    assert!(server.is_closed());
+}

@@ -47,8 +47,8 @@ pub enum ProtocolViolation {
     /// A frame that only the other role may send.
     #[error("{0}")]
     WrongRole(&'static str),
-    /// The first frame on a connection whose version had to be detected was
-    /// not a control frame of a version we speak.
+    /// The peer's first frame carries a version we do not speak (or, for a
+    /// session of fixed version, not the one we speak).
     #[error("first frame carries unsupported SPDY version {0}")]
     UnsupportedVersion(u16),
     /// The first frame on a connection whose version had to be detected was

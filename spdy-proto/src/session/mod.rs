@@ -171,6 +171,8 @@ pub struct Session {
 
     goaway_sent: bool,
     goaway_received: Option<StreamId>,
+    /// Whether the peer's first frame has been seen (its version checked).
+    first_frame_seen: bool,
     /// Set once the session is over: `Some(None)` clean, `Some(Some(e))`
     /// error.
     closed: Option<Option<SessionError>>,
@@ -230,6 +232,7 @@ impl Session {
             small_frames: now_limits(config.small_frame_rate),
             goaway_sent: false,
             goaway_received: None,
+            first_frame_seen: false,
             closed: None,
             config,
         }

@@ -27,6 +27,9 @@ impl Session {
         if self.version.is_none() && !self.detect_version(buf) {
             return;
         }
+        if !self.first_frame_seen && !self.check_first_version(buf) {
+            return;
+        }
         while self.closed.is_none() {
             let Some(decoder) = self.decoder.as_mut() else {
                 return;
@@ -85,6 +88,25 @@ impl Session {
             Some(Some(other)) => {
                 self.close_now(Some(ProtocolViolation::UnsupportedVersion(other).into()));
                 false
+            }
+        }
+    }
+
+    /// A session of fixed version whose peer starts in another version
+    /// would otherwise wait forever: each side ignores the other's control
+    /// frames (SPDY/2's lazy version checking). The first frame decides:
+    /// another version there ends the session. Returns whether to go on.
+    fn check_first_version(&mut self, buf: &BytesMut) -> bool {
+        let ours = self.version.map(Version::wire_number);
+        match peek_version(buf) {
+            None => false,
+            Some(Some(theirs)) if Some(theirs) != ours => {
+                self.fail_session(ProtocolViolation::UnsupportedVersion(theirs).into());
+                false
+            }
+            Some(_) => {
+                self.first_frame_seen = true;
+                true
             }
         }
     }
