@@ -176,3 +176,52 @@ fn a_peer_speaking_another_version_ends_the_session() {
     assert!(server.poll_transmit(now).is_some(), "a GOAWAY goes out");
     assert!(server.is_closed());
 }
+
+/// A server may answer before reading the whole request (a 413, say). When
+/// its application gives up the stream after queuing the answer, the answer
+/// still goes out in full, then RST_STREAM CANCEL stops the upload; the
+/// client keeps the complete response readable and its upload ends.
+#[test]
+fn an_early_answer_arrives_whole_and_then_stops_the_upload() {
+    for version in Version::ALL {
+        let mut pair = Pair::new(version);
+        let id = pair
+            .client
+            .open_stream(request(version, "/upload"), OpenOptions::default())
+            .unwrap();
+        pair.client
+            .send_data(id, Bytes::from(vec![1u8; 200_000]), false)
+            .unwrap();
+        pair.step();
+        pair.server
+            .reply(id, response(version, "413 Payload Too Large"), false)
+            .unwrap();
+        pair.server
+            .send_data(id, Bytes::from_static(b"too large"), true)
+            .unwrap();
+        pair.server.cancel(id).unwrap();
+        pair.run();
+        let (body, end) = drain(&mut pair.client, id);
+        assert_eq!(
+            (body.as_slice(), end),
+            (&b"too large"[..], true),
+            "{version}"
+        );
+        assert_eq!(
+            pair.client
+                .send_data(id, Bytes::from_static(b"more"), false),
+            Err(spdy_proto::session::UserError::UnknownStream(id)),
+            "{version}: the upload is over"
+        );
+        assert_eq!(pair.client.active_streams(), (0, 0), "{version}");
+        assert_eq!(pair.server.active_streams(), (0, 0), "{version}");
+        let events = pair.take_client_events();
+        assert!(!events
+            .iter()
+            .any(|e| matches!(e, Event::StreamFailed { .. })));
+        assert!(events.contains(&Event::SendStopped {
+            id,
+            status: spdy_proto::frame::RstStatus::Cancel
+        }));
+    }
+}

@@ -487,7 +487,14 @@ impl Model {
                     return Ok(());
                 }
                 let id = self.sid(i);
-                if !self.streams[i].forgotten {
+                let m = &mut self.streams[i];
+                if !m.forgotten && m.peer_fin && !m.closed_both() {
+                    // The peer finished its side and stops ours: no more
+                    // DATA of ours (queued data is dropped, no FIN), while
+                    // its data stays readable and the stream does not fail.
+                    m.wire_fin = true;
+                    m.app_fin = true;
+                } else if !m.forgotten {
                     // The stream fails (and is killed when the event comes);
                     // one both sides had finished may instead stay as it is.
                     self.expected_failures.push(Expect {

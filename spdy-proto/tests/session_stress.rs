@@ -340,6 +340,8 @@ struct Rec {
     end: bool,
     reset_by_me: bool,
     failed: Vec<StreamError>,
+    /// The peer stopped our sending (`Event::SendStopped`).
+    send_stopped: bool,
     closed_events: u32,
     leaked: usize,
     done: bool,
@@ -362,6 +364,7 @@ impl Rec {
             end: false,
             reset_by_me: false,
             failed: Vec::new(),
+            send_stopped: false,
             closed_events: 0,
             leaked: 0,
             done: false,
@@ -517,11 +520,30 @@ impl App {
                     });
                     rec.failed.push(error);
                 }
+                Event::SendStopped { id, status } => {
+                    // The peer reset the stream after finishing its side:
+                    // for this application that ends the stream like a
+                    // failure, and it gives up the rest (which also returns
+                    // the unread data to the windows).
+                    let rec = self.recs.get_mut(&id.value()).unwrap_or_else(|| {
+                        panic!("{}: SendStopped for unknown stream {id}", self.version)
+                    });
+                    rec.failed.push(StreamError::Reset {
+                        status,
+                        initiator: Initiator::Remote,
+                    });
+                    rec.send_stopped = true;
+                    let _ = session.cancel(id);
+                }
                 Event::StreamClosed { id } => {
                     let rec = self.recs.get_mut(&id.value()).unwrap_or_else(|| {
                         panic!("{}: StreamClosed for unknown stream {id}", self.version)
                     });
-                    rec.closed_events += 1;
+                    // After SendStopped the stream closes too; that was
+                    // already counted as its end.
+                    if !rec.send_stopped {
+                        rec.closed_events += 1;
+                    }
                 }
                 Event::Reply { id, .. } => {
                     let rec = self.recs.get(&id.value());

@@ -48,7 +48,12 @@ impl Error {
     /// Whether the request can safely be sent again on a new connection:
     /// the peer said it did not process the stream.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Stream(e) if e.is_retryable())
+        match self {
+            Error::Stream(e) => e.is_retryable(),
+            // Refused before anything was sent: the session was going away.
+            Error::User(UserError::Closing) => true,
+            _ => false,
+        }
     }
 }
 

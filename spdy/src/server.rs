@@ -218,12 +218,16 @@ impl Pusher {
         };
         let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
         let mut block = headers::response_block(self.version, &response);
+        // The spec requires the URL; the method (always GET for a push) is
+        // added too, since node-spdy's client refuses pushes without it.
         if self.version == Version::V2 {
             block.push("url", uri.to_string());
+            block.push("method", "GET");
         } else {
             block.push(":scheme", scheme);
             block.push(":host", host);
             block.push(":path", path);
+            block.push(":method", "GET");
         }
         let send = self.handle.push(self.stream, block, 0)?;
         let body = response.into_body();

@@ -77,7 +77,7 @@ impl SendStream {
     /// a peer that does not open its window stops the writer here.
     pub fn poll_capacity(&mut self, cx: &mut Context<'_>) -> Poll<Result<usize, Error>> {
         let mut state = self.shared.lock();
-        if let Some(e) = state.stream_error(self.id) {
+        if let Some(e) = state.send_error(self.id) {
             return Poll::Ready(Err(e));
         }
         match state.session.poll_capacity(self.id) {
@@ -88,7 +88,7 @@ impl SendStream {
                 Poll::Pending
             }
             Ok(n) => Poll::Ready(Ok(n)),
-            Err(e) => Poll::Ready(Err(state.stream_error(self.id).unwrap_or(e.into()))),
+            Err(e) => Poll::Ready(Err(state.send_error(self.id).unwrap_or(e.into()))),
         }
     }
 
@@ -96,7 +96,7 @@ impl SendStream {
     /// Fails with [`UserError::BufferFull`] if it exceeds the capacity.
     pub fn send_data(&mut self, data: Bytes, fin: bool) -> Result<(), Error> {
         let mut state = self.shared.lock();
-        if let Some(e) = state.stream_error(self.id) {
+        if let Some(e) = state.send_error(self.id) {
             return Err(e);
         }
         state.session.send_data(self.id, data, fin)?;
@@ -123,7 +123,7 @@ impl SendStream {
     /// they also end our side.
     pub fn send_headers(&mut self, headers: HeaderBlock, fin: bool) -> Result<(), Error> {
         let mut state = self.shared.lock();
-        if let Some(e) = state.stream_error(self.id) {
+        if let Some(e) = state.send_error(self.id) {
             return Err(e);
         }
         state.session.send_headers(self.id, headers, fin)?;

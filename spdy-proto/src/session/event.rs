@@ -74,6 +74,17 @@ pub enum Event {
         /// How.
         error: StreamError,
     },
+    /// The peer reset a stream after finishing its own side: our sending
+    /// side is over (what was queued is dropped), while everything the peer
+    /// sent stays readable to its end. This is how a server that answered
+    /// without reading the whole request stops the upload. A `StreamClosed`
+    /// follows.
+    SendStopped {
+        /// The stream.
+        id: StreamId,
+        /// The status of the peer's RST_STREAM.
+        status: crate::frame::RstStatus,
+    },
     /// Both sides finished a stream normally.
     StreamClosed {
         /// The stream.

@@ -789,10 +789,11 @@ impl Session {
     }
 
     /// The application is done with a stream. If our side has not ended
-    /// (no FIN given) or the peer's has not, the stream is reset with CANCEL
-    /// and forgotten. If both have ended, nothing is reset: unread data is
-    /// dropped (and returned to the windows) while anything still queued,
-    /// including our FIN, goes out as usual.
+    /// (no FIN given) the stream is reset with CANCEL and forgotten.
+    /// Otherwise unread data is dropped (and returned to the windows) and
+    /// what is still queued, including our FIN, goes out as usual; if the
+    /// peer has not finished its side, RST_STREAM CANCEL follows our FIN so
+    /// that it stops sending. Data arriving meanwhile is discarded.
     pub fn cancel(&mut self, id: StreamId) -> Result<(), UserError> {
         let stream = self
             .streams
@@ -801,9 +802,13 @@ impl Session {
         let fin_given = stream.local_closed
             || stream.fin_queued
             || stream.trailers.as_ref().is_some_and(|(_, fin)| *fin);
-        if !fin_given || !stream.remote_closed {
+        if !fin_given || (stream.local_closed && !stream.remote_closed) {
             return self.reset(id, RstStatus::Cancel);
         }
+        // Our side is queued to finish: what is queued goes out first (a
+        // server may answer before reading the request), and if the peer is
+        // still sending, RST_STREAM CANCEL follows our FIN.
+        stream.cancel_after_fin = !stream.remote_closed;
         let dropped = stream.recv_buffered + stream.unreleased;
         stream.recv_queue.clear();
         stream.recv_tail.clear();
@@ -966,8 +971,16 @@ impl Session {
 
     /// Our side of `id` is finished (FIN queued or sent).
     fn close_local(&mut self, id: StreamId) {
+        let mut cancel = false;
         if let Some(stream) = self.streams.get_mut(&id) {
             stream.local_closed = true;
+            cancel = stream.cancel_after_fin && !stream.remote_closed;
+        }
+        if cancel {
+            // Our side is complete; now stop the peer's (see `cancel`).
+            self.send_reset(id, RstStatus::Cancel);
+            self.end_stream_abruptly(id);
+            return;
         }
         self.after_half_close(id);
     }

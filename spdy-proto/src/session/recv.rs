@@ -250,6 +250,20 @@ impl Session {
             return;
         }
         stream.recv_window.consume(len);
+        if stream.cancel_after_fin {
+            // Nobody will read it: back to the session window at once (the
+            // stream's own window stays spent; a reset follows our FIN).
+            let fin = data.fin;
+            self.release_session(len as u32);
+            if fin {
+                if let Some(stream) = self.streams.get_mut(&id) {
+                    stream.remote_closed = true;
+                    stream.cancel_after_fin = false;
+                }
+                self.after_half_close(id);
+            }
+            return;
+        }
         stream.push_recv(data.data);
         if data.fin {
             stream.remote_closed = true;
@@ -463,6 +477,13 @@ impl Session {
         if stream.is_closed() {
             return;
         }
+        if stream.remote_closed {
+            // The peer finished its side and stops ours: a server answered
+            // without reading the whole request, say. Only our sending
+            // ends; its complete data stays readable.
+            self.stop_sending(id, frame.status);
+            return;
+        }
         let peer_opened = !stream.local;
         if peer_opened && !self.peer_resets.allow(now) {
             self.fail_session(SessionError::Flood(Flood::Resets));
@@ -477,6 +498,22 @@ impl Session {
             }
         };
         self.fail_stream(id, error);
+    }
+
+    /// Ends our sending side without a FIN because the peer reset it:
+    /// queued data is dropped and the application told.
+    fn stop_sending(&mut self, id: StreamId, status: RstStatus) {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        stream.local_closed = true;
+        stream.send_queue.clear();
+        stream.send_queued = 0;
+        stream.fin_queued = false;
+        stream.trailers = None;
+        stream.wants_writable = false;
+        self.events.push_back(Event::SendStopped { id, status });
+        self.after_half_close(id);
     }
 
     fn on_settings(&mut self, now: Instant, frame: Settings) {

@@ -240,12 +240,14 @@ impl Session {
     /// Sends a stream's trailers (HEADERS) or a bare FIN once its data is
     /// gone.
     fn send_trailers_or_fin(&mut self, id: StreamId) -> Option<Transmit> {
-        let v2 = self.version == Some(Version::V2);
         let stream = self.streams.get_mut(&id)?;
         if let Some((headers, fin)) = stream.trailers.take() {
-            // SPDY/2 defines no FIN on HEADERS: end with an empty DATA.
-            let header_fin = fin && !v2;
-            if fin && v2 {
+            // The end of the stream goes in an empty DATA frame after the
+            // HEADERS, not as FLAG_FIN on them: SPDY/2 defines no FIN on
+            // HEADERS, and deployed SPDY/3 peers (node-spdy) ignore it,
+            // which would leave them waiting forever. Both forms are valid.
+            let header_fin = false;
+            if fin {
                 stream.fin_queued = true;
             }
             let more = stream.fin_queued && !header_fin;

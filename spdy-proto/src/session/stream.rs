@@ -83,6 +83,9 @@ pub(crate) struct Stream {
     pub(crate) readable_notified: bool,
     /// Counted against a concurrency limit (until both sides close).
     pub(crate) counted: bool,
+    /// The application gave up reading: discard what arrives, and reset
+    /// the stream once our FIN is out (see `Session::cancel`).
+    pub(crate) cancel_after_fin: bool,
 }
 
 impl Stream {
@@ -115,6 +118,7 @@ impl Stream {
             unreleased: 0,
             readable_notified: false,
             counted: true,
+            cancel_after_fin: false,
         }
     }
 

@@ -40,6 +40,9 @@ pub(crate) struct Slot {
     pub(crate) headers: VecDeque<HeaderBlock>,
     /// Why the stream ended abnormally.
     pub(crate) error: Option<Error>,
+    /// Why our sending side ended early while the peer's data stays
+    /// readable (see `Event::SendStopped`).
+    pub(crate) send_error: Option<Error>,
     pub(crate) recv_waker: Option<Waker>,
     pub(crate) send_waker: Option<Waker>,
     /// Live `SendStream` / `RecvStream` handles.
@@ -176,6 +179,16 @@ impl State {
                 }
             }
             Event::StreamFailed { id, error } => self.fail_slot(id, Error::Stream(error)),
+            Event::SendStopped { id, status } => {
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    slot.send_error =
+                        Some(Error::Stream(spdy_proto::session::StreamError::Reset {
+                            status,
+                            initiator: spdy_proto::session::Initiator::Remote,
+                        }));
+                    wake(&mut slot.send_waker);
+                }
+            }
             Event::Pong { id, rtt } => {
                 if let Some(ping) = self.pings.get_mut(&id) {
                     ping.rtt = Some(rtt);
@@ -230,6 +243,15 @@ impl State {
             .get(&id)
             .and_then(|s| s.error.clone())
             .or_else(|| self.terminal.clone())
+    }
+
+    /// The error a sending operation ends with: the sending side's own, else
+    /// the stream's or the connection's.
+    pub(crate) fn send_error(&self, id: StreamId) -> Option<Error> {
+        self.slots
+            .get(&id)
+            .and_then(|s| s.send_error.clone())
+            .or_else(|| self.stream_error(id))
     }
 
     /// A handle to stream `id` was dropped; when none is left and the stream
