@@ -20,12 +20,26 @@ use crate::stream::{RecvStream, SendStream};
 /// It ends with an error, never a clean end, if the stream is reset or the
 /// connection is lost before the peer's FIN. Reading it is what returns
 /// capacity to the peer's window, so a slow reader slows the sender.
-#[derive(Debug)]
 pub struct RecvBody {
     recv: Option<RecvStream>,
+    /// A body from elsewhere (an HTTP/1.1 request served by the same
+    /// service, for instance), used instead of `recv`.
+    other: Option<Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>>,
     expected: Option<u64>,
     received: u64,
     trailers: Option<HeaderMap>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl std::fmt::Debug for RecvBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBody")
+            .field("recv", &self.recv)
+            .field("other", &self.other.is_some())
+            .field("received", &self.received)
+            .finish()
+    }
 }
 
 impl RecvBody {
@@ -33,7 +47,47 @@ impl RecvBody {
     pub(crate) fn new(recv: RecvStream, expected: Option<u64>) -> RecvBody {
         RecvBody {
             recv: Some(recv),
+            other: None,
             expected,
+            received: 0,
+            trailers: None,
+        }
+    }
+
+    /// Wraps any other body, so one service can serve SPDY and, say,
+    /// HTTP/1.1 requests alike.
+    pub fn wrap<B>(body: B) -> RecvBody
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        struct MapErr<B>(B);
+        impl<B> Body for MapErr<B>
+        where
+            B: Body<Data = Bytes> + Unpin,
+            B::Error: Into<BoxError>,
+        {
+            type Data = Bytes;
+            type Error = BoxError;
+            fn poll_frame(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+                Pin::new(&mut self.0)
+                    .poll_frame(cx)
+                    .map(|f| f.map(|r| r.map_err(Into::into)))
+            }
+            fn is_end_stream(&self) -> bool {
+                self.0.is_end_stream()
+            }
+            fn size_hint(&self) -> SizeHint {
+                self.0.size_hint()
+            }
+        }
+        RecvBody {
+            recv: None,
+            other: Some(Box::pin(MapErr(Box::pin(body)))),
+            expected: None,
             received: 0,
             trailers: None,
         }
@@ -44,6 +98,7 @@ impl RecvBody {
     pub fn empty() -> RecvBody {
         RecvBody {
             recv: None,
+            other: None,
             expected: None,
             received: 0,
             trailers: None,
@@ -97,6 +152,19 @@ impl Body for RecvBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = &mut *self;
+        if let Some(other) = this.other.as_mut() {
+            return match other.as_mut().poll_frame(cx) {
+                Poll::Ready(Some(Err(e))) => {
+                    this.other = None;
+                    Poll::Ready(Some(Err(Error::Body(Arc::from(e)))))
+                }
+                Poll::Ready(None) => {
+                    this.other = None;
+                    Poll::Ready(None)
+                }
+                other => other.map(|f| f.map(|r| r.map_err(|e| Error::Body(Arc::from(e))))),
+            };
+        }
         let Some(recv) = this.recv.as_mut() else {
             return Poll::Ready(None);
         };
@@ -145,7 +213,10 @@ impl Body for RecvBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.recv.is_none()
+        match &self.other {
+            Some(other) => other.is_end_stream(),
+            None => self.recv.is_none(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
