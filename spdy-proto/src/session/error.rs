@@ -187,6 +187,9 @@ pub enum UserError {
     /// The headers break a rule of the version (see the wrapped error).
     #[error("invalid headers: {0}")]
     InvalidHeaders(crate::header_block::HeaderBlockError),
+    /// Too many of our PINGs await an answer.
+    #[error("too many PINGs outstanding")]
+    TooManyPings,
     /// A priority outside the version's range.
     #[error("priority {0} is out of range")]
     BadPriority(u8),

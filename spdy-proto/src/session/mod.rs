@@ -135,6 +135,12 @@ pub struct Session {
     scheduler: Scheduler,
     /// Frames to send before any DATA, in order.
     control: VecDeque<Frame>,
+    /// Frames the peer made us owe it (PING answers, resets for its
+    /// mistakes): sent before `control`, and bounded, so a peer that does
+    /// not read cannot make them pile up.
+    owed: VecDeque<Frame>,
+    /// Bytes received and not yet taken by the application, all streams.
+    unread: usize,
     events: VecDeque<Event>,
     pending_opens: VecDeque<PendingOpen>,
 
@@ -206,6 +212,8 @@ impl Session {
             streams: HashMap::new(),
             scheduler: Scheduler::default(),
             control: VecDeque::new(),
+            owed: VecDeque::new(),
+            unread: 0,
             events: VecDeque::new(),
             pending_opens: VecDeque::new(),
             next_local_id: match role {
@@ -343,7 +351,7 @@ impl Session {
     /// Whether the session is over and everything it had to send has been
     /// handed out by `poll_transmit`.
     pub fn is_closed(&self) -> bool {
-        self.closed.is_some() && self.control.is_empty()
+        self.closed.is_some() && self.control.is_empty() && self.owed.is_empty()
     }
 
     /// The next event for the application.
@@ -392,6 +400,7 @@ impl Session {
         }
         self.fail_pending_opens(StreamError::SessionClosed);
         self.control.clear();
+        self.owed.clear();
         self.closed = Some(None);
         self.events.push_back(Event::Closed { error: None });
     }
@@ -477,6 +486,7 @@ impl Session {
         );
         stream.local_closed = frame.fin;
         stream.fin_queued = false;
+        stream.associated_to = frame.associated_to;
         if frame.unidirectional {
             // The peer may not send, and will not reply.
             stream.remote_closed = true;
@@ -684,6 +694,7 @@ impl Session {
             .ok_or(UserError::UnknownStream(id))?;
         if let Some(chunk) = stream.pop_recv(max.max(1)) {
             stream.unreleased += chunk.len();
+            self.unread -= chunk.len();
             return Ok(Recv::Data(chunk));
         }
         stream.readable_notified = false;
@@ -809,13 +820,8 @@ impl Session {
         // server may answer before reading the request), and if the peer is
         // still sending, RST_STREAM CANCEL follows our FIN.
         stream.cancel_after_fin = !stream.remote_closed;
-        let dropped = stream.recv_buffered + stream.unreleased;
-        stream.recv_queue.clear();
-        stream.recv_tail.clear();
-        stream.recv_buffered = 0;
-        stream.unreleased = 0;
         stream.fin_taken = true;
-        self.release_session(u32::try_from(dropped).unwrap_or(u32::MAX));
+        self.drop_unread(id);
         self.maybe_forget(id);
         Ok(())
     }
@@ -870,7 +876,7 @@ impl Session {
             return Err(UserError::Closing);
         }
         self.version.ok_or(UserError::VersionUnknown)?;
-        let id = self.ping.start(now);
+        let id = self.ping.start(now).ok_or(UserError::TooManyPings)?;
         self.control
             .push_back(Frame::Ping(crate::frame::Ping::new(id)));
         Ok(id)
@@ -928,6 +934,10 @@ impl Session {
         };
         self.control
             .push_back(Frame::RstStream(RstStream::new(id, status)));
+        self.remember_reset(id);
+    }
+
+    fn remember_reset(&mut self, id: StreamId) {
         if self.config.max_recently_reset > 0 {
             if self.recently_reset.len() >= self.config.max_recently_reset {
                 self.recently_reset.pop_front();
@@ -942,6 +952,7 @@ impl Session {
         let Some(mut stream) = self.streams.remove(&id) else {
             return;
         };
+        self.unread -= stream.recv_buffered;
         // What the peer sent that the application will never release.
         let returned =
             u32::try_from(stream.clear_buffers() + stream.unreleased).unwrap_or(u32::MAX);
@@ -1038,6 +1049,7 @@ impl Session {
             return;
         }
         self.control.clear();
+        self.owed.clear();
         if self.version.is_some() {
             self.control.push_back(Frame::GoAway(GoAway::new(
                 self.last_accepted_remote,
@@ -1058,6 +1070,7 @@ impl Session {
             }
         }
         self.streams.clear();
+        self.unread = 0;
         self.pending_opens.clear();
         self.local_active = 0;
         self.remote_active = 0;
@@ -1068,10 +1081,96 @@ impl Session {
     /// Queues a frame we owe the peer, ending the session if the peer lets
     /// too many pile up.
     fn owe(&mut self, frame: Frame) {
-        if self.control.len() >= self.config.max_pending_control {
+        if self.owed.len() >= self.config.max_pending_control {
             self.fail_session(SessionError::Flood(Flood::PendingControl));
             return;
         }
-        self.control.push_back(frame);
+        self.owed.push_back(frame);
+    }
+
+    /// Whether the session takes more input now. A SPDY/2 session (which
+    /// has no flow control) stops reading while more than half its session
+    /// window of received data waits unread: the peer is then held back by
+    /// TCP, all its streams alike, which is the only bound SPDY/2 allows.
+    pub fn wants_input(&self) -> bool {
+        self.version != Some(Version::V2) || self.unread < (self.config.session_window / 2) as usize
+    }
+
+    /// Drops the unread data of a stream, returning it to the session window
+    /// (the caller decides about the stream's own window).
+    fn drop_unread(&mut self, id: StreamId) -> usize {
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return 0;
+        };
+        let dropped = stream.recv_buffered + stream.unreleased;
+        self.unread -= stream.recv_buffered;
+        stream.recv_queue.clear();
+        stream.recv_tail.clear();
+        stream.recv_buffered = 0;
+        stream.unreleased = 0;
+        self.release_session(u32::try_from(dropped).unwrap_or(u32::MAX));
+        dropped
+    }
+
+    /// The application will not read `id` any more but may still send on
+    /// it: what is buffered is dropped, and what arrives is discarded with
+    /// its window credit returned at once, so the peer can finish and the
+    /// stream pins no window.
+    pub fn stop_reading(&mut self, id: StreamId) -> Result<(), UserError> {
+        let stream = self
+            .streams
+            .get_mut(&id)
+            .ok_or(UserError::UnknownStream(id))?;
+        stream.discard_recv = true;
+        stream.fin_taken = true;
+        let dropped = self.drop_unread(id);
+        self.credit_stream(id, dropped);
+        self.maybe_forget(id);
+        Ok(())
+    }
+
+    /// Returns `n` discarded bytes to a stream's window.
+    fn credit_stream(&mut self, id: StreamId, n: usize) {
+        let half_window = (self.config.initial_window / 2).max(1);
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        if self.version == Some(Version::V2) || stream.remote_closed {
+            return;
+        }
+        stream.pending_update = stream
+            .pending_update
+            .saturating_add(u32::try_from(n).unwrap_or(u32::MAX));
+        if stream.pending_update >= half_window {
+            let delta = stream.pending_update;
+            stream.pending_update = 0;
+            let _ = stream.recv_window.increase(delta, i64::MAX / 8);
+            self.control
+                .push_back(Frame::WindowUpdate(WindowUpdate::new(id, delta)));
+        }
+    }
+
+    /// Resets the pushes associated with `id` (3.3.2: cancelling a request
+    /// means its pushes "MUST immediately stop").
+    fn cancel_pushes_of(&mut self, id: StreamId) {
+        let pushes: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.local && s.associated_to == id)
+            .map(|(p, _)| *p)
+            .collect();
+        let error = StreamError::Reset {
+            status: RstStatus::Cancel,
+            initiator: Initiator::Remote,
+        };
+        for push in pushes {
+            let on_wire = self.pending_opens.iter().all(|p| p.frame.stream_id != push);
+            if on_wire {
+                self.send_reset(push, RstStatus::Cancel);
+            } else {
+                self.pending_opens.retain(|p| p.frame.stream_id != push);
+            }
+            self.fail_stream(push, error.clone());
+        }
     }
 }

@@ -11,8 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::Role;
 
-/// Pings of ours awaiting an answer that are remembered; older ones are
-/// forgotten (their answer is then ignored).
+/// Pings of ours that may await an answer at once.
 const MAX_OUTSTANDING: usize = 64;
 
 #[derive(Debug)]
@@ -54,19 +53,19 @@ impl PingState {
         id % 2 == self.parity
     }
 
-    /// Allocates an id for a new ping sent at `now`. Ids wrap, as the spec
-    /// allows once all are used.
-    pub(crate) fn start(&mut self, now: Instant) -> u32 {
+    /// Allocates an id for a new ping sent at `now`, or `None` if too many
+    /// await an answer. Ids wrap, as the spec allows once all are used.
+    pub(crate) fn start(&mut self, now: Instant) -> Option<u32> {
+        if self.outstanding.len() >= MAX_OUTSTANDING {
+            return None;
+        }
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(2);
         if self.next_id == 0 || self.next_id % 2 != self.parity {
             self.next_id = if self.parity == 1 { 1 } else { 2 };
         }
-        if self.outstanding.len() >= MAX_OUTSTANDING {
-            self.outstanding.pop_front();
-        }
         self.outstanding.push_back((id, now));
-        id
+        Some(id)
     }
 
     /// An answer to one of ours: its round-trip time, or `None` if we did
@@ -92,9 +91,10 @@ impl PingState {
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         let (idle, timeout) = self.keepalive?;
+        // A deadline too far to represent is no deadline.
         match self.keepalive_sent {
-            Some(sent) => Some(sent + timeout),
-            None => Some(self.last_activity? + idle),
+            Some(sent) => sent.checked_add(timeout),
+            None => self.last_activity?.checked_add(idle),
         }
     }
 
@@ -109,7 +109,15 @@ impl PingState {
             return Timeout::Dead;
         }
         self.keepalive_sent = Some(now);
-        Timeout::SendPing(self.start(now))
+        // The keepalive ping always goes: make room if the application has
+        // many of its own outstanding.
+        if self.outstanding.len() >= MAX_OUTSTANDING {
+            self.outstanding.pop_front();
+        }
+        match self.start(now) {
+            Some(id) => Timeout::SendPing(id),
+            None => Timeout::None,
+        }
     }
 }
 
@@ -122,21 +130,21 @@ mod tests {
         let now = Instant::now();
         let mut client = PingState::new(Role::Client, None);
         let mut server = PingState::new(Role::Server, None);
-        assert_eq!(client.start(now), 1);
-        assert_eq!(client.start(now), 3);
-        assert_eq!(server.start(now), 2);
+        assert_eq!(client.start(now), Some(1));
+        assert_eq!(client.start(now), Some(3));
+        assert_eq!(server.start(now), Some(2));
         assert!(client.is_ours(5) && !client.is_ours(4));
         assert!(server.is_ours(4) && !server.is_ours(5));
         client.next_id = u32::MAX;
-        assert_eq!(client.start(now), u32::MAX);
-        assert_eq!(client.start(now), 1);
+        assert_eq!(client.start(now), Some(u32::MAX));
+        assert_eq!(client.start(now), Some(1));
     }
 
     #[test]
     fn pong_reports_rtt_once() {
         let t0 = Instant::now();
         let mut p = PingState::new(Role::Client, None);
-        let id = p.start(t0);
+        let id = p.start(t0).unwrap();
         assert_eq!(
             p.on_pong(id, t0 + Duration::from_millis(30)),
             Some(Duration::from_millis(30))

@@ -31,6 +31,10 @@ impl Session {
             return;
         }
         while self.closed.is_none() {
+            if !self.wants_input() {
+                // SPDY/2 back-pressure: leave the rest in `buf`.
+                return;
+            }
             let Some(decoder) = self.decoder.as_mut() else {
                 return;
             };
@@ -150,11 +154,13 @@ impl Session {
             self.fail_session(SessionError::Flood(Flood::Resets));
             return;
         }
-        if self.control.len() >= self.config.max_pending_control {
+        if self.owed.len() >= self.config.max_pending_control {
             self.fail_session(SessionError::Flood(Flood::PendingControl));
             return;
         }
-        self.send_reset(id, status);
+        self.owed
+            .push_back(Frame::RstStream(RstStream::new(id, status)));
+        self.remember_reset(id);
         if self.streams.contains_key(&id) {
             self.events.push_back(Event::StreamFailed {
                 id,
@@ -250,6 +256,19 @@ impl Session {
             return;
         }
         stream.recv_window.consume(len);
+        if stream.discard_recv {
+            // Nobody reads it: the credit goes straight back.
+            let fin = data.fin;
+            self.release_session(len as u32);
+            self.credit_stream(id, len);
+            if fin {
+                if let Some(stream) = self.streams.get_mut(&id) {
+                    stream.remote_closed = true;
+                }
+                self.after_half_close(id);
+            }
+            return;
+        }
         if stream.cancel_after_fin {
             // Nobody will read it: back to the session window at once (the
             // stream's own window stays spent; a reset follows our FIN).
@@ -265,6 +284,7 @@ impl Session {
             return;
         }
         stream.push_recv(data.data);
+        self.unread += len;
         if data.fin {
             stream.remote_closed = true;
         }
@@ -477,16 +497,24 @@ impl Session {
         if stream.is_closed() {
             return;
         }
+        // Every reset of a stream the peer opened counts against the
+        // rapid-reset limit, whether or not it had sent its whole request.
+        if !stream.local && !self.peer_resets.allow(now) {
+            self.fail_session(SessionError::Flood(Flood::Resets));
+            return;
+        }
+        // 2.6.3: "the recipient must not send additional frames for that
+        // stream": drop what is queued for it and not yet encoded.
+        self.control.retain(|f| f.stream_id() != Some(id));
+        self.cancel_pushes_of(id);
+        let Some(stream) = self.streams.get(&id) else {
+            return;
+        };
         if stream.remote_closed {
             // The peer finished its side and stops ours: a server answered
             // without reading the whole request, say. Only our sending
             // ends; its complete data stays readable.
             self.stop_sending(id, frame.status);
-            return;
-        }
-        let peer_opened = !stream.local;
-        if peer_opened && !self.peer_resets.allow(now) {
-            self.fail_session(SessionError::Flood(Flood::Resets));
             return;
         }
         let error = if frame.status == RstStatus::RefusedStream && stream.local {
@@ -530,7 +558,10 @@ impl Session {
             for (i, entry) in frame.entries.iter().enumerate() {
                 // Only the first value of an id counts (see below).
                 let first = frame.entries[..i].iter().all(|e| e.id != entry.id);
-                if entry.persist_value && first {
+                // Only ids the spec defines are kept: a server cannot make
+                // us store (and replay) arbitrary values.
+                let known = !matches!(entry.id, SettingId::Unknown(_));
+                if entry.persist_value && first && known {
                     self.persisted.retain(|p| p.id != entry.id);
                     self.persisted.push(*entry);
                 }

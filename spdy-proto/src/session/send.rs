@@ -109,7 +109,7 @@ impl Session {
     fn encode_control(&mut self) -> Option<Bytes> {
         let mut out = BytesMut::new();
         while out.len() < CONTROL_BATCH {
-            let Some(frame) = self.control.pop_front() else {
+            let Some(frame) = self.owed.pop_front().or_else(|| self.control.pop_front()) else {
                 break;
             };
             self.encode_frame(&frame, &mut out);

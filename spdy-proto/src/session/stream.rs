@@ -86,6 +86,10 @@ pub(crate) struct Stream {
     /// The application gave up reading: discard what arrives, and reset
     /// the stream once our FIN is out (see `Session::cancel`).
     pub(crate) cancel_after_fin: bool,
+    /// The application stopped reading: discard what arrives.
+    pub(crate) discard_recv: bool,
+    /// For a push we made, the stream it belongs to (else 0).
+    pub(crate) associated_to: crate::frame::StreamId,
 }
 
 impl Stream {
@@ -119,6 +123,8 @@ impl Stream {
             readable_notified: false,
             counted: true,
             cancel_after_fin: false,
+            discard_recv: false,
+            associated_to: crate::frame::StreamId::ZERO,
         }
     }
 
