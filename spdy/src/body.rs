@@ -24,7 +24,7 @@ pub struct RecvBody {
     recv: Option<RecvStream>,
     /// A body from elsewhere (an HTTP/1.1 request served by the same
     /// service, for instance), used instead of `recv`.
-    other: Option<Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send>>>,
+    other: Option<Pin<Box<dyn Body<Data = Bytes, Error = BoxError> + Send + Sync>>>,
     expected: Option<u64>,
     received: u64,
     trailers: Option<HeaderMap>,
@@ -58,7 +58,7 @@ impl RecvBody {
     /// HTTP/1.1 requests alike.
     pub fn wrap<B>(body: B) -> RecvBody
     where
-        B: Body<Data = Bytes> + Send + 'static,
+        B: Body<Data = Bytes> + Send + Sync + 'static,
         B::Error: Into<BoxError>,
     {
         struct MapErr<B>(B);

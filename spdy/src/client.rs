@@ -42,7 +42,7 @@ impl Default for Builder {
     fn default() -> Builder {
         Builder {
             version: Version::V3_1,
-            config: Config::default(),
+            config: Config::default().with_accept_push(false),
         }
     }
 }
@@ -59,9 +59,21 @@ impl Builder {
         self
     }
 
-    /// Session limits and windows.
+    /// Session limits and windows. (Server push is off unless
+    /// [`enable_push`](Self::enable_push) turns it on, whatever `config`
+    /// says.)
     pub fn config(mut self, config: Config) -> Builder {
-        self.config = config;
+        let push = self.config.accept_push();
+        self.config = config.with_accept_push(push);
+        self
+    }
+
+    /// Accepts server pushes, to be taken with
+    /// [`SendRequest::accept_push`]. Off by default: pushes nobody takes
+    /// would hold flow-control windows and memory, so without this they are
+    /// refused.
+    pub fn enable_push(mut self, enable: bool) -> Builder {
+        self.config = self.config.with_accept_push(enable);
         self
     }
 
@@ -112,6 +124,7 @@ impl SendRequest {
     {
         let block = headers::request_block(self.version, &req);
         let (parts, body) = req.into_parts();
+        let head = parts.method == http::Method::HEAD;
         let priority = parts.extensions.get::<Priority>().map_or(0, |p| p.0);
         let fin = body.is_end_stream();
         let options = OpenOptions {
@@ -131,7 +144,22 @@ impl SendRequest {
         }
         let reply = recv.reply().await?;
         match headers::response_parts(self.version, &reply) {
-            Ok(parts) => Ok(Response::from_parts(parts, RecvBody::new(recv, None))),
+            Ok(parts) => {
+                // A body shorter or longer than its Content-Length is an
+                // error, not a clean end (none is expected for HEAD, 204,
+                // 304 and 1xx).
+                let bodiless = head
+                    || parts.status == http::StatusCode::NO_CONTENT
+                    || parts.status == http::StatusCode::NOT_MODIFIED
+                    || parts.status.is_informational();
+                let expected = parts
+                    .headers
+                    .get(http::header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .filter(|_| !bodiless);
+                Ok(Response::from_parts(parts, RecvBody::new(recv, expected)))
+            }
             Err(e) => {
                 // A SYN_REPLY without a status: "the client must reply with
                 // a RST_STREAM frame indicating a PROTOCOL ERROR".

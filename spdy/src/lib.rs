@@ -38,8 +38,10 @@ pub mod client;
 mod conn;
 mod error;
 pub mod headers;
+pub mod io;
 pub mod server;
 mod stream;
+pub mod upgrade;
 
 pub use body::RecvBody;
 pub use conn::Connection;
@@ -67,7 +69,8 @@ pub fn handshake<T>(io: T, role: Role, version: Version, config: Config) -> (Han
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    start(io, Session::new(role, version, config))
+    let max_incoming = config.max_concurrent_streams() as usize;
+    start(io, Session::new(role, version, config), max_incoming)
 }
 
 /// Starts a server session that takes its version (2, 3 or 3.1) from the
@@ -76,11 +79,16 @@ pub fn handshake_detect<T>(io: T, config: Config) -> (Handle, Connection<T>)
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    start(io, Session::detecting(config))
+    let max_incoming = config.max_concurrent_streams() as usize;
+    start(io, Session::detecting(config), max_incoming)
 }
 
-fn start<T: AsyncRead + AsyncWrite + Unpin>(io: T, session: Session) -> (Handle, Connection<T>) {
-    let (conn, shared) = Connection::new(io, session);
+fn start<T: AsyncRead + AsyncWrite + Unpin>(
+    io: T,
+    session: Session,
+    max_incoming: usize,
+) -> (Handle, Connection<T>) {
+    let (conn, shared) = Connection::new(io, session, max_incoming.max(1));
     (Handle { shared }, conn)
 }
 
@@ -114,11 +122,39 @@ impl Drop for Handle {
     }
 }
 
-/// A stream the peer opened, from [`Handle::accept`].
+/// Refuses a stream that was accepted but then dropped unanswered, so it
+/// neither holds a concurrency slot nor stalls a graceful shutdown.
+#[derive(Debug)]
+struct Unanswered {
+    shared: Arc<Shared>,
+    id: StreamId,
+    armed: bool,
+}
+
+impl Drop for Unanswered {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut state = self.shared.lock();
+        state.slots.remove(&self.id);
+        if state
+            .session
+            .reset(self.id, RstStatus::RefusedStream)
+            .is_ok()
+        {
+            state.wake_driver();
+        }
+    }
+}
+
+/// A stream the peer opened, from [`Handle::accept`]. Dropping it without
+/// replying (or taking its halves) refuses it with REFUSED_STREAM.
 #[derive(Debug)]
 pub struct IncomingStream {
     shared: Arc<Shared>,
     id: StreamId,
+    guard: Unanswered,
     /// The stream's headers (SYN_STREAM).
     pub headers: HeaderBlock,
     /// For a pushed stream, the stream it belongs to.
@@ -138,21 +174,29 @@ impl IncomingStream {
     /// Accepts the stream with reply headers (SYN_REPLY); `fin` ends our
     /// side at once. Returns both halves (the sending half is already
     /// finished if `fin`).
-    pub fn reply(self, headers: HeaderBlock, fin: bool) -> Result<(SendStream, RecvStream), Error> {
+    pub fn reply(
+        mut self,
+        headers: HeaderBlock,
+        fin: bool,
+    ) -> Result<(SendStream, RecvStream), Error> {
         let mut state = self.shared.lock();
+        // On failure (the peer reset it meanwhile) the guard cleans up.
         state.session.reply(self.id, headers, fin)?;
+        self.guard.armed = false;
         state.wake_driver();
         Ok(stream::pair(&mut state, &self.shared, self.id))
     }
 
     /// The receiving half of a unidirectional stream (nothing to reply).
-    pub fn into_recv(self) -> RecvStream {
+    pub fn into_recv(mut self) -> RecvStream {
+        self.guard.armed = false;
         stream::recv_only(&self.shared, self.id)
     }
 
     /// Splits the stream into its receiving half and a [`Responder`] that
     /// replies later: a server reads the request body before it answers.
-    pub fn into_parts(self) -> (Responder, RecvStream) {
+    pub fn into_parts(mut self) -> (Responder, RecvStream) {
+        self.guard.armed = false;
         let recv = stream::recv_only(&self.shared, self.id);
         let mut state = self.shared.lock();
         if let Some(slot) = state.slots.get_mut(&self.id) {
@@ -170,10 +214,11 @@ impl IncomingStream {
     }
 
     /// Refuses the stream (RST_STREAM with `status`, e.g. REFUSED_STREAM).
-    pub fn refuse(self, status: RstStatus) -> Result<(), Error> {
+    pub fn refuse(mut self, status: RstStatus) -> Result<(), Error> {
+        self.guard.armed = false;
         let mut state = self.shared.lock();
-        state.session.reset(self.id, status)?;
         state.slots.remove(&self.id);
+        state.session.reset(self.id, status)?;
         state.wake_driver();
         Ok(())
     }
@@ -246,6 +291,11 @@ impl Handle {
                 return Poll::Ready(Some(IncomingStream {
                     shared: self.shared.clone(),
                     id: incoming.id,
+                    guard: Unanswered {
+                        shared: self.shared.clone(),
+                        id: incoming.id,
+                        armed: true,
+                    },
                     headers: incoming.headers,
                     associated_to: incoming.associated_to,
                     priority: incoming.priority,
@@ -255,7 +305,7 @@ impl Handle {
             if state.terminal.is_some() || state.goaway.is_some() {
                 return Poll::Ready(None);
             }
-            state.accept_waker = Some(cx.waker().clone());
+            state.wait_accept(cx.waker());
             Poll::Pending
         })
         .await
@@ -274,6 +324,15 @@ impl Handle {
             state.wake_driver();
             id
         };
+        // If this future is dropped before the answer (a timeout, say), its
+        // entry goes with it.
+        struct Forget<'a>(&'a Shared, u32);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.lock().pings.remove(&self.1);
+            }
+        }
+        let _forget = Forget(&self.shared, id);
         poll_fn(|cx| {
             let mut state = self.shared.lock();
             let terminal = state.terminal.clone();
@@ -324,6 +383,12 @@ impl Handle {
         state.session.reset(id, status)?;
         state.wake_driver();
         Ok(())
+    }
+
+    /// Refuses every stream the peer opened that nobody accepted yet
+    /// (REFUSED_STREAM: safe for the peer to retry).
+    pub fn refuse_incoming(&self) {
+        self.shared.lock().refuse_incoming();
     }
 
     /// The session's version (for a detecting server, once known).

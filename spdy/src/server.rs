@@ -141,6 +141,9 @@ impl Builder {
                 }
             }
         }
+        // Streams the session accepted but nobody took: refused, so the
+        // client may retry them (they are under our GOAWAY's last-good id).
+        handle.refuse_incoming();
         drop(handle);
         match tokio::time::timeout(self.drain_timeout, &mut driver).await {
             Ok(result) => result.unwrap_or(Err(Error::ConnectionClosed)),

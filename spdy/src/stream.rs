@@ -256,6 +256,14 @@ impl Drop for SendStream {
 
 impl Drop for RecvStream {
     fn drop(&mut self) {
-        self.shared.lock().release_stream_ref(self.id);
+        let mut state = self.shared.lock();
+        // The sending half lives on: stop holding what the peer sends, so
+        // the stream pins no window (its data is discarded and credited).
+        if state.slots.get(&self.id).is_some_and(|s| s.refs > 1)
+            && state.session.stop_reading(self.id).is_ok()
+        {
+            state.wake_driver();
+        }
+        state.release_stream_ref(self.id);
     }
 }

@@ -67,7 +67,10 @@ async fn connect(version: Version) -> SendRequest {
         let _ = spdy::server::serve_connection(tcp, service).await;
     });
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let (send, conn) = spdy::client::handshake(tcp, version);
+    let (send, conn) = spdy::client::Builder::new()
+        .version(version)
+        .enable_push(true)
+        .handshake(tcp);
     tokio::spawn(conn);
     send
 }

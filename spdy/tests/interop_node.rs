@@ -709,20 +709,22 @@ mod rust_client_node_server {
             .is_ok();
         let log = t.log.clone();
         let events = t.finish().await;
-        // spdy-transport's push SYN_STREAM lacks FLAG_UNIDIRECTIONAL, which
-        // a push "MUST" carry: our client refuses it with RST_STREAM
-        // PROTOCOL_ERROR (interop/README.md) and never hands it out, and the
-        // page is unaffected. (node reports the reset as a push error only
-        // if it arrives before the push is fully sent.)
+        // Our client accepts no push unless told to (pushes nobody takes
+        // would hold windows): it refuses node's with RST_STREAM
+        // REFUSED_STREAM, never hands it out, and the page is unaffected.
+        // (Were push enabled, spdy-transport's push, lacking the
+        // FLAG_UNIDIRECTIONAL a push "MUST" carry, would be refused with
+        // PROTOCOL_ERROR; interop/README.md. node reports the reset as a
+        // push error only if it arrives before the push is fully sent.)
         let closed = the_event(&events, "closed", &log);
         assert_eq!(
             closed["rst"],
-            serde_json::json!([{ "id": 2, "code": "PROTOCOL_ERROR" }]),
+            serde_json::json!([{ "id": 2, "code": "REFUSED_STREAM" }]),
             "{}",
             log.dump()
         );
         for e in find_all(&events, "push_error") {
-            assert_eq!(e["message"], "Got RST: PROTOCOL_ERROR", "{}", log.dump());
+            assert_eq!(e["message"], "Got RST: REFUSED_STREAM", "{}", log.dump());
         }
         assert!(
             !pushed,

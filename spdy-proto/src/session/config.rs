@@ -106,6 +106,16 @@ impl Config {
         self
     }
 
+    /// See [`with_max_concurrent_streams`](Self::with_max_concurrent_streams).
+    pub fn max_concurrent_streams(&self) -> u32 {
+        self.max_concurrent_streams
+    }
+
+    /// See [`with_accept_push`](Self::with_accept_push).
+    pub fn accept_push(&self) -> bool {
+        self.accept_push
+    }
+
     /// Receive window of each stream, advertised with
     /// SETTINGS_INITIAL_WINDOW_SIZE (SPDY/3 and later). What a peer can make
     /// us buffer per stream. Clamped to 1 ..= 2^31 - 1. Default 64 KiB.

@@ -139,8 +139,9 @@ pub struct Session {
     /// mistakes): sent before `control`, and bounded, so a peer that does
     /// not read cannot make them pile up.
     owed: VecDeque<Frame>,
-    /// Bytes received and not yet taken by the application, all streams.
-    unread: usize,
+    /// SPDY/2: streams holding at least `v2_stream_cap` unread bytes; while
+    /// any does, input pauses.
+    full_streams: usize,
     events: VecDeque<Event>,
     pending_opens: VecDeque<PendingOpen>,
 
@@ -213,7 +214,7 @@ impl Session {
             scheduler: Scheduler::default(),
             control: VecDeque::new(),
             owed: VecDeque::new(),
-            unread: 0,
+            full_streams: 0,
             events: VecDeque::new(),
             pending_opens: VecDeque::new(),
             next_local_id: match role {
@@ -688,13 +689,17 @@ impl Session {
     ///
     /// [`release_capacity`]: Self::release_capacity
     pub fn recv(&mut self, id: StreamId, max: usize) -> Result<Recv, UserError> {
+        let cap = self.v2_stream_cap();
         let stream = self
             .streams
             .get_mut(&id)
             .ok_or(UserError::UnknownStream(id))?;
+        let was_full = stream.recv_buffered >= cap;
         if let Some(chunk) = stream.pop_recv(max.max(1)) {
             stream.unreleased += chunk.len();
-            self.unread -= chunk.len();
+            if was_full && stream.recv_buffered < cap {
+                self.full_streams -= 1;
+            }
             return Ok(Recv::Data(chunk));
         }
         stream.readable_notified = false;
@@ -952,7 +957,9 @@ impl Session {
         let Some(mut stream) = self.streams.remove(&id) else {
             return;
         };
-        self.unread -= stream.recv_buffered;
+        if stream.recv_buffered >= self.v2_stream_cap() {
+            self.full_streams -= 1;
+        }
         // What the peer sent that the application will never release.
         let returned =
             u32::try_from(stream.clear_buffers() + stream.unreleased).unwrap_or(u32::MAX);
@@ -1070,7 +1077,7 @@ impl Session {
             }
         }
         self.streams.clear();
-        self.unread = 0;
+        self.full_streams = 0;
         self.pending_opens.clear();
         self.local_active = 0;
         self.remote_active = 0;
@@ -1088,22 +1095,36 @@ impl Session {
         self.owed.push_back(frame);
     }
 
-    /// Whether the session takes more input now. A SPDY/2 session (which
-    /// has no flow control) stops reading while more than half its session
-    /// window of received data waits unread: the peer is then held back by
-    /// TCP, all its streams alike, which is the only bound SPDY/2 allows.
+    /// Whether the session takes more input now. SPDY/2 has no flow
+    /// control: a session stops reading while one of its streams holds half
+    /// a session window of unread data, so the peer is held back by TCP
+    /// (all its streams alike: the only bound SPDY/2 allows). Other
+    /// versions always take input; their windows bound what arrives.
     pub fn wants_input(&self) -> bool {
-        self.version != Some(Version::V2) || self.unread < (self.config.session_window / 2) as usize
+        self.version != Some(Version::V2) || self.full_streams == 0
+    }
+
+    /// What one SPDY/2 stream may hold unread before input pauses
+    /// (`usize::MAX` for the other versions, where windows bound it).
+    fn v2_stream_cap(&self) -> usize {
+        if self.version == Some(Version::V2) {
+            (self.config.session_window / 2) as usize
+        } else {
+            usize::MAX
+        }
     }
 
     /// Drops the unread data of a stream, returning it to the session window
     /// (the caller decides about the stream's own window).
     fn drop_unread(&mut self, id: StreamId) -> usize {
+        let cap = self.v2_stream_cap();
         let Some(stream) = self.streams.get_mut(&id) else {
             return 0;
         };
         let dropped = stream.recv_buffered + stream.unreleased;
-        self.unread -= stream.recv_buffered;
+        if stream.recv_buffered >= cap {
+            self.full_streams -= 1;
+        }
         stream.recv_queue.clear();
         stream.recv_tail.clear();
         stream.recv_buffered = 0;

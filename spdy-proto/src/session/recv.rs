@@ -200,6 +200,7 @@ impl Session {
     }
 
     fn on_data(&mut self, now: Instant, data: Data) {
+        let cap = self.v2_stream_cap();
         let len = data.data.len();
         let id = data.stream_id;
         if len == 0 && !data.fin {
@@ -283,8 +284,11 @@ impl Session {
             }
             return;
         }
+        let was_full = stream.recv_buffered >= cap;
         stream.push_recv(data.data);
-        self.unread += len;
+        if !was_full && stream.recv_buffered >= cap {
+            self.full_streams += 1;
+        }
         if data.fin {
             stream.remote_closed = true;
         }

@@ -40,6 +40,8 @@ const WRITE_HIGH_WATER: usize = 256 * 1024;
 const MAX_IOVECS: usize = 64;
 /// Reads processed per poll before yielding to other tasks.
 const READS_PER_POLL: usize = 16;
+/// How long a finished session waits for a peer that does not read.
+const CLOSE_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Drives one SPDY connection. Spawn it (`tokio::spawn(connection)`); it
 /// completes when the session is over and the socket is shut down, with the
@@ -53,8 +55,26 @@ pub struct Connection<T> {
     queued: usize,
     timer: Pin<Box<Sleep>>,
     timer_armed: bool,
+    /// How long a finished session may wait for the peer to read its last
+    /// frames.
+    close_deadline: Option<Pin<Box<Sleep>>>,
     read_closed: bool,
     done: bool,
+}
+
+impl<T> Drop for Connection<T> {
+    /// A driver dropped before the session ended (aborted, or its task
+    /// panicked) fails everything still waiting, rather than leave it
+    /// waiting forever.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let mut state = self.shared.lock();
+        state.terminate(Error::ConnectionClosed);
+        state.session.handle_eof();
+        state.dispatch_events();
+    }
 }
 
 impl<T> std::fmt::Debug for Connection<T> {
@@ -69,8 +89,12 @@ impl<T> std::fmt::Debug for Connection<T> {
 impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     /// Wraps a connected socket and a session. Returns the driver and the
     /// shared state that handles use.
-    pub(crate) fn new(io: T, session: Session) -> (Connection<T>, Arc<Shared>) {
-        let shared = Shared::new(session);
+    pub(crate) fn new(
+        io: T,
+        session: Session,
+        max_incoming: usize,
+    ) -> (Connection<T>, Arc<Shared>) {
+        let shared = Shared::new(session, max_incoming);
         let conn = Connection {
             io,
             shared: shared.clone(),
@@ -79,6 +103,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             queued: 0,
             timer: Box::pin(tokio::time::sleep_until(Instant::now())),
             timer_armed: false,
+            close_deadline: None,
             read_closed: false,
             done: false,
         };
@@ -87,8 +112,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
 
     /// Reads what is available and feeds it to the session.
     fn poll_read_side(&mut self, cx: &mut Context<'_>) -> Result<(), Error> {
+        // Input the session left while it paused (SPDY/2 back-pressure).
+        if !self.read_buf.is_empty() {
+            let mut state = self.shared.lock();
+            if state.session.wants_input() {
+                let now = Instant::now().into_std();
+                state.session.handle_input(now, &mut self.read_buf);
+                state.dispatch_events();
+            }
+        }
         for _ in 0..READS_PER_POLL {
             if self.read_closed {
+                return Ok(());
+            }
+            // While the session takes no input, leave it in the socket: the
+            // peer is held back by TCP. Taking data wakes this task again.
+            if !self.shared.lock().session.wants_input() {
                 return Ok(());
             }
             if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
@@ -132,7 +171,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                         None => break,
                     }
                 }
-                state.dispatch_events();
             }
             if self.write_queue.is_empty() {
                 return Ok(());
@@ -197,9 +235,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
 
     fn fail(&mut self, error: Error) -> Poll<Result<(), Error>> {
         let mut state = self.shared.lock();
+        // The I/O error is what waiting operations report, not a plain
+        // "connection closed".
+        state.terminate(error.clone());
         state.session.handle_eof();
         state.dispatch_events();
-        state.terminate(error.clone());
         self.done = true;
         Poll::Ready(Err(error))
     }
@@ -219,14 +259,31 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Connection<T> {
         if let Err(e) = this.poll_read_side(cx) {
             return this.fail(e);
         }
+        // Write, then arm the timer (writing starts the session's idle
+        // clock), then write what a timer may have queued (a keepalive).
+        if let Err(e) = this.poll_write_side(cx) {
+            return this.fail(e);
+        }
         this.poll_timer(cx);
         if let Err(e) = this.poll_write_side(cx) {
             return this.fail(e);
         }
         let (closed, error) = {
-            let state = this.shared.lock();
+            let mut state = this.shared.lock();
+            state.dispatch_events();
             (state.session.is_closed(), state.terminal.clone())
         };
+        if closed && !this.write_queue.is_empty() {
+            // The session is over but the peer does not read its last
+            // frames: give it a bounded time, then drop the connection.
+            let deadline = this
+                .close_deadline
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_FLUSH_TIMEOUT)));
+            if deadline.as_mut().poll(cx).is_ready() {
+                this.write_queue.clear();
+                this.queued = 0;
+            }
+        }
         if (closed || this.read_closed) && this.write_queue.is_empty() {
             if Pin::new(&mut this.io).poll_shutdown(cx).is_pending() {
                 return Poll::Pending;

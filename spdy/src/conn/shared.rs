@@ -60,7 +60,11 @@ pub(crate) struct State {
     pub(crate) session: Session,
     pub(crate) slots: HashMap<StreamId, Slot>,
     pub(crate) incoming: VecDeque<Incoming>,
-    pub(crate) accept_waker: Option<Waker>,
+    /// Tasks waiting in `accept` (handles are clonable: each gets woken).
+    pub(crate) accept_wakers: Vec<Waker>,
+    /// Streams the peer opened that may wait for `accept`; beyond this they
+    /// are refused, so a peer cannot queue work faster than it is taken.
+    pub(crate) max_incoming: usize,
     pub(crate) driver_waker: Option<Waker>,
     pub(crate) pings: HashMap<u32, PingSlot>,
     /// Set when the connection is over; every waiting operation ends with
@@ -77,13 +81,14 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub(crate) fn new(session: Session) -> Arc<Shared> {
+    pub(crate) fn new(session: Session, max_incoming: usize) -> Arc<Shared> {
         Arc::new(Shared {
             state: Mutex::new(State {
                 session,
                 slots: HashMap::new(),
                 incoming: VecDeque::new(),
-                accept_waker: None,
+                accept_wakers: Vec::new(),
+                max_incoming,
                 driver_waker: None,
                 pings: HashMap::new(),
                 terminal: None,
@@ -131,6 +136,14 @@ impl State {
                 unidirectional,
                 ..
             } => {
+                if self.incoming.len() >= self.max_incoming {
+                    // Nobody is taking streams as fast as the peer opens
+                    // them: refuse (safe for it to retry).
+                    let _ = self.session.reset(id, RstStatus::RefusedStream);
+                    self.slots.remove(&id);
+                    self.wake_driver();
+                    return;
+                }
                 self.slots.entry(id).or_default();
                 self.incoming.push_back(Incoming {
                     id,
@@ -139,7 +152,7 @@ impl State {
                     headers,
                     unidirectional,
                 });
-                wake(&mut self.accept_waker);
+                self.wake_accepters();
             }
             Event::Reply { id, headers, .. } => {
                 if let Some(slot) = self.slots.get_mut(&id) {
@@ -200,7 +213,7 @@ impl State {
                 status,
             } => {
                 self.goaway = Some((last_good_stream_id, status));
-                wake(&mut self.accept_waker);
+                self.wake_accepters();
             }
             Event::Closed { error } => {
                 let error = error.map_or(Error::ConnectionClosed, Error::Session);
@@ -233,7 +246,30 @@ impl State {
         for ping in self.pings.values_mut() {
             wake(&mut ping.waker);
         }
-        wake(&mut self.accept_waker);
+        self.wake_accepters();
+    }
+
+    fn wake_accepters(&mut self) {
+        for waker in self.accept_wakers.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Registers a task waiting in `accept`.
+    pub(crate) fn wait_accept(&mut self, waker: &Waker) {
+        if !self.accept_wakers.iter().any(|w| w.will_wake(waker)) {
+            self.accept_wakers.push(waker.clone());
+        }
+    }
+
+    /// Refuses every stream still waiting for `accept` (REFUSED_STREAM:
+    /// safe for the peer to retry), for a graceful shutdown.
+    pub(crate) fn refuse_incoming(&mut self) {
+        while let Some(incoming) = self.incoming.pop_front() {
+            let _ = self.session.reset(incoming.id, RstStatus::RefusedStream);
+            self.slots.remove(&incoming.id);
+        }
+        self.wake_driver();
     }
 
     /// The error a stream operation ends with: the stream's own, else the
