@@ -1,4 +1,5 @@
-//! `spdy get`: fetch one URL over SPDY on plain TCP.
+//! `spdy get`: fetch one URL over SPDY, on plain TCP (`http://`) or over
+//! TLS with the version agreed by ALPN (`https://`).
 
 use std::fmt;
 use std::io;
@@ -10,6 +11,7 @@ use bytes::Bytes;
 use http::{header, HeaderMap, Method, Request, StatusCode, Uri};
 use http_body_util::Empty;
 use spdy::proto::session::{Initiator, StreamError};
+use spdy::tls::rustls;
 use spdy::{Error, RstStatus, Version};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -33,14 +35,26 @@ const EXIT_HTTP: u8 = 22;
 Exit status: 0 success (2xx or 3xx; redirects are not followed), 1 connection, \
 protocol or output error, 2 bad usage or URL, 22 response status 400 or above.")]
 pub(crate) struct Args {
-    /// http://host[:port]/path: SPDY on plain TCP (port 80 by default).
+    /// http://host[:port]/path: SPDY on plain TCP (port 80 by default);
+    /// https://host[:port]/path: SPDY over TLS (port 443 by default).
     url: String,
     /// Write the body to FILE instead of standard output.
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
-    /// The SPDY version to speak: 2, 3 or 3.1.
-    #[arg(long = "spdy", value_name = "VERSION", default_value = "3.1")]
-    spdy: Version,
+    /// The SPDY version to speak: 2, 3 or 3.1. Over plain TCP 3.1 by
+    /// default; over TLS the only one offered by ALPN (by default 3.1, 3
+    /// and 2 are offered and the server picks).
+    #[arg(long = "spdy", value_name = "VERSION")]
+    spdy: Option<Version>,
+    /// https:// only, INSECURE: do not verify the server's certificate
+    /// (any issuer, any name), like `curl -k`.
+    #[arg(short = 'k', long)]
+    insecure: bool,
+    /// https:// only: trust the certificates in FILE (PEM), for instance
+    /// the one `spdy serve --tls --save-cert FILE` made. There are no other
+    /// trusted roots: without --cacert or -k no certificate is trusted.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
     /// Send HEAD and print the status line and headers (to standard output,
     /// or FILE).
     #[arg(short = 'I', long)]
@@ -81,19 +95,13 @@ async fn fetch(args: &Args) -> Result<(), Failure> {
         .url
         .parse()
         .map_err(|e| Failure::new(EXIT_USAGE, format_args!("invalid URL {:?}: {e}", args.url)))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(Failure::new(
-                EXIT_FAILURE,
-                "TLS is not supported yet: https:// URLs cannot be fetched \
-                 (use http:// for SPDY on plain TCP)",
-            ))
-        }
+    let tls = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
         Some(other) => {
             return Err(Failure::new(
                 EXIT_USAGE,
-                format_args!("unsupported scheme {other}:// (use http://)"),
+                format_args!("unsupported scheme {other}:// (use http:// or https://)"),
             ))
         }
         None => {
@@ -102,12 +110,14 @@ async fn fetch(args: &Args) -> Result<(), Failure> {
                 format_args!("{:?} is not a URL like http://host[:port]/path", args.url),
             ))
         }
-    }
+    };
     let host = uri
         .host()
         .ok_or_else(|| Failure::new(EXIT_USAGE, "the URL has no host"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    // Read the CA file before connecting: a bad one is a usage error.
+    let connector = if tls { Some(connector(args)?) } else { None };
 
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port))).await {
         Ok(Ok(tcp)) => tcp,
@@ -125,13 +135,35 @@ async fn fetch(args: &Args) -> Result<(), Failure> {
         }
     };
     let _ = tcp.set_nodelay(true);
-    if args.verbose {
-        if let Ok(peer) = tcp.peer_addr() {
-            eprintln!("* connected to {peer}, speaking SPDY/{}", args.spdy);
+    let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let (send, mut driver) = match connector {
+        None => {
+            let version = args.spdy.unwrap_or(Version::V3_1);
+            if args.verbose {
+                eprintln!("* connected to {peer}, speaking SPDY/{version}");
+            }
+            let (send, conn) = spdy::client::handshake(tcp, version);
+            (send, tokio::spawn(conn))
         }
-    }
-    let (send, conn) = spdy::client::handshake(tcp, args.spdy);
-    let mut driver = tokio::spawn(conn);
+        Some(connector) => {
+            if args.verbose {
+                eprintln!("* connected to {peer}, TLS handshake for {host}");
+            }
+            let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
+                Failure::new(EXIT_USAGE, format_args!("invalid host {host:?}: {e}"))
+            })?;
+            let (send, conn) = connector
+                .handshake(tcp, name)
+                .await
+                .map_err(|e| tls_failure(&e, &connector))?;
+            if args.verbose {
+                if let Some(version) = send.handle().version() {
+                    eprintln!("* ALPN agreed spdy/{version}, speaking SPDY/{version}");
+                }
+            }
+            (send, tokio::spawn(conn))
+        }
+    };
 
     let method = if args.head { Method::HEAD } else { Method::GET };
     let request = Request::builder()
@@ -239,6 +271,47 @@ async fn fetch(args: &Args) -> Result<(), Failure> {
     drop(send);
     let _ = tokio::time::timeout(CLOSE_WAIT, &mut driver).await;
     Ok(())
+}
+
+/// The TLS client of `--insecure`, `--cacert` and `--spdy`.
+fn connector(args: &Args) -> Result<spdy::tls::Connector, Failure> {
+    let connector = if args.insecure {
+        spdy::tls::Connector::insecure()
+    } else if let Some(path) = &args.cacert {
+        spdy::tls::Connector::with_ca_file(path)
+    } else {
+        // Nothing trusted: the handshake fails with a clear message.
+        spdy::tls::Connector::with_roots(rustls::RootCertStore::empty())
+    };
+    let connector = connector.map_err(|e| Failure::new(EXIT_USAGE, describe(&e)))?;
+    Ok(match args.spdy {
+        Some(version) => connector.versions(&[version]),
+        None => connector,
+    })
+}
+
+/// A failed TLS handshake, explained.
+fn tls_failure(e: &Error, connector: &spdy::tls::Connector) -> Failure {
+    let message = match e {
+        Error::Tls(tls @ rustls::Error::InvalidCertificate(_)) => {
+            format!("certificate not trusted; use --cacert or -k ({tls})")
+        }
+        Error::Tls(tls) => format!("TLS handshake failed: {tls}"),
+        Error::NoSpdyProtocol { .. } => {
+            let offered: Vec<String> = connector
+                .client_config()
+                .alpn_protocols
+                .iter()
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            format!(
+                "the server agreed to none of {} by ALPN: it does not speak that SPDY over TLS",
+                offered.join(", ")
+            )
+        }
+        other => describe(other),
+    };
+    Failure::new(EXIT_FAILURE, message)
 }
 
 /// The status line and headers, as HTTP/1.1 writes them.

@@ -1,5 +1,5 @@
 //! The `spdy` command: a file server and a client speaking SPDY/2, 3 and
-//! 3.1 over plain TCP, and a decoder for captured SPDY byte streams.
+//! 3.1 over plain TCP or TLS, and a decoder for captured SPDY byte streams.
 #![forbid(unsafe_code)]
 
 mod frames;
@@ -19,9 +19,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve a folder over SPDY on plain TCP.
+    /// Serve a folder over SPDY on plain TCP, or over TLS (with HTTP/1.1).
     Serve(serve::Args),
-    /// Fetch a URL over SPDY on plain TCP and print the body.
+    /// Fetch a URL over SPDY (http:// plain TCP, https:// TLS) and print the
+    /// body.
     Get(get::Args),
     /// Decode a captured one-direction SPDY byte stream (FILE or stdin) and
     /// print one line per frame.

@@ -1,4 +1,5 @@
-//! `spdy serve`: serve a folder over SPDY on plain TCP.
+//! `spdy serve`: serve a folder over SPDY on plain TCP, or over TLS (the
+//! SPDY version agreed by ALPN, and HTTP/1.1 on the same port).
 //!
 //! GET and HEAD, with Content-Type (guessed from the file name),
 //! Content-Length, Last-Modified and single byte ranges (`bytes=a-b`,
@@ -25,6 +26,8 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
+use spdy::tls::rustls::pki_types::PrivatePkcs8KeyDer;
+use spdy::tls::{Acceptor, Protocol};
 use spdy::{RecvBody, Version};
 use tokio::io::AsyncSeekExt;
 use tokio::net::TcpListener;
@@ -45,6 +48,23 @@ pub(crate) struct Args {
     /// is accepted, detected from each connection's first frame.
     #[arg(long = "spdy", value_name = "VERSION")]
     spdy: Option<Version>,
+    /// Serve over TLS: SPDY/3.1, 3 and 2 agreed by ALPN, and HTTP/1.1 (for
+    /// curl and browsers) on the same port. Without --cert and --key, a
+    /// self-signed certificate for localhost and the listening address is
+    /// made at start and its SHA-256 fingerprint printed.
+    #[arg(long)]
+    tls: bool,
+    /// The certificate chain to present, in PEM (the server's certificate
+    /// first); with --tls and --key.
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "key"])]
+    cert: Option<PathBuf>,
+    /// The private key of --cert, in PEM (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires_all = ["tls", "cert"])]
+    key: Option<PathBuf>,
+    /// Write the self-signed certificate made at start to FILE (PEM), for
+    /// `spdy get --cacert FILE`.
+    #[arg(long, value_name = "FILE", requires = "tls", conflicts_with = "cert")]
+    save_cert: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
@@ -81,13 +101,36 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         }
         None => "SPDY/2, 3 and 3.1".to_owned(),
     };
-    eprintln!(
-        "spdy serve: serving {} over plain TCP ({versions})",
-        root.display()
-    );
+    let acceptor = if args.tls {
+        let acceptor = match tls_acceptor(&args, local) {
+            Ok(acceptor) => acceptor,
+            Err(message) => {
+                eprintln!("spdy serve: {message}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let protocols = match args.spdy {
+            Some(version) => vec![Protocol::Spdy(version), Protocol::Http1],
+            None => Protocol::SERVER_DEFAULT.to_vec(),
+        };
+        let offered: Vec<String> = protocols.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "spdy serve: serving {} over TLS (ALPN: {})",
+            root.display(),
+            offered.join(", ")
+        );
+        Some(acceptor.protocols(&protocols).spdy(builder.clone()))
+    } else {
+        eprintln!(
+            "spdy serve: serving {} over plain TCP ({versions})",
+            root.display()
+        );
+        None
+    };
     // The one line on standard output: scripts and tests read the address
     // from it.
-    println!("listening on http://{local}");
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{local}");
 
     let root = Arc::new(root);
     loop {
@@ -103,17 +146,65 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         };
         let _ = tcp.set_nodelay(true);
         let builder = builder.clone();
+        let acceptor = acceptor.clone();
         let root = root.clone();
         tokio::spawn(async move {
             let service = move |req: Request<RecvBody>| {
                 let root = root.clone();
                 async move { Ok::<_, Infallible>(handle(&root, peer, req).await) }
             };
-            if let Err(e) = builder.serve_connection(tcp, service).await {
+            let result = match &acceptor {
+                Some(acceptor) => spdy::tls::serve_connection(tcp, acceptor, service).await,
+                None => builder.serve_connection(tcp, service).await,
+            };
+            if let Err(e) = result {
                 eprintln!("{peer} connection ended: {e}");
             }
         });
     }
+}
+
+/// The TLS acceptor: the certificate and key given, or a self-signed
+/// certificate made now (its fingerprint printed, and saved if asked).
+fn tls_acceptor(args: &Args, local: SocketAddr) -> Result<Acceptor, String> {
+    if let (Some(cert), Some(key)) = (&args.cert, &args.key) {
+        let chain = spdy::tls::load_certs(cert).map_err(|e| e.to_string())?;
+        let key = spdy::tls::load_private_key(key).map_err(|e| e.to_string())?;
+        let fingerprint = chain
+            .first()
+            .map(spdy::tls::fingerprint_sha256)
+            .unwrap_or_default();
+        let acceptor = Acceptor::new(chain, key)
+            .map_err(|e| format!("cannot use {} with its key: {e}", cert.display()))?;
+        eprintln!(
+            "spdy serve: certificate {}, SHA-256 fingerprint {fingerprint}",
+            cert.display()
+        );
+        return Ok(acceptor);
+    }
+    // Names a local client can reach it by: localhost, and the address it
+    // listens on (the loopback addresses when that is the wildcard).
+    let mut names = vec!["localhost".to_owned()];
+    if local.ip().is_unspecified() {
+        names.extend(["127.0.0.1".to_owned(), "::1".to_owned()]);
+    } else {
+        names.push(local.ip().to_string());
+    }
+    let certified = rcgen::generate_simple_self_signed(names.clone())
+        .map_err(|e| format!("cannot make a self-signed certificate: {e}"))?;
+    let der = certified.cert.der().clone();
+    let key = PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+    eprintln!(
+        "spdy serve: self-signed certificate for {}, SHA-256 fingerprint {}",
+        names.join(", "),
+        spdy::tls::fingerprint_sha256(&der)
+    );
+    if let Some(path) = &args.save_cert {
+        std::fs::write(path, certified.cert.pem())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        eprintln!("spdy serve: certificate written to {}", path.display());
+    }
+    Acceptor::new(vec![der], key.into()).map_err(|e| e.to_string())
 }
 
 /// Answers one request and logs it.

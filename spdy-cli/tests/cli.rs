@@ -385,10 +385,11 @@ async fn failures_exit_non_zero_with_the_cause() {
         stderr(&output)
     );
 
-    let output = spdy(&["get", "https://127.0.0.1:1/"]).await;
-    assert!(!output.status.success());
+    // https:// is TLS now (tests/tls.rs): the same refusal.
+    let output = spdy(&["get", "-k", &format!("https://127.0.0.1:{port}/")]).await;
+    assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("TLS is not supported yet"),
+        stderr(&output).contains("connection refused"),
         "{}",
         stderr(&output)
     );

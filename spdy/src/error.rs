@@ -42,6 +42,22 @@ pub enum Error {
     /// The body the application gave failed while being sent.
     #[error("body failed: {0}")]
     Body(Arc<dyn std::error::Error + Send + Sync>),
+    /// The TLS handshake failed: a certificate not trusted
+    /// (`rustls::Error::InvalidCertificate`), an alert from the peer, no
+    /// TLS version or cipher suite in common.
+    #[error("TLS failed: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The TLS peer agreed by ALPN to none of the protocols offered: a
+    /// server without SPDY, or one that ignores ALPN (NPN, the older
+    /// negotiation, is not supported).
+    #[error(
+        "the TLS peer agreed to none of our protocols by ALPN ({})",
+        .negotiated.as_deref().map_or("it selected none".to_owned(), |p| format!("it selected {p:?}"))
+    )]
+    NoSpdyProtocol {
+        /// The protocol the peer selected instead, if any (lossy UTF-8).
+        negotiated: Option<String>,
+    },
 }
 
 impl Error {

@@ -41,6 +41,7 @@ pub mod headers;
 pub mod io;
 pub mod server;
 mod stream;
+pub mod tls;
 pub mod upgrade;
 
 pub use body::RecvBody;
