@@ -225,3 +225,61 @@ fn an_early_answer_arrives_whole_and_then_stops_the_upload() {
         }));
     }
 }
+
+/// A peer without flow control (Kubernetes' spdystream): with
+/// `with_peer_flow_control(false)` we send past its (never reopened)
+/// windows, accept DATA past ours without resetting it, send no
+/// WINDOW_UPDATE, and bound memory by pausing input instead.
+#[test]
+fn a_peer_without_flow_control_is_neither_waited_for_nor_reset() {
+    use spdy_proto::frame::{Data, Frame, SynStream};
+    use spdy_proto::session::{Config, Role};
+    let config = Config::default()
+        .with_peer_flow_control(false)
+        .with_session_window(1 << 20);
+    let mut peer = support::Peer::started(Role::Server, Version::V3, config);
+    let id = support::sid(1);
+    peer.send(&[Frame::SynStream(SynStream::new(
+        id,
+        request(Version::V3, "/exec"),
+    ))]);
+    peer.events();
+    peer.session
+        .reply(id, response(Version::V3, "200"), false)
+        .unwrap();
+    // 200 KiB out at once: far past the 64 KiB window the peer never opens.
+    peer.session
+        .send_data(id, Bytes::from(vec![7u8; 200 * 1024]), false)
+        .unwrap();
+    let sent: usize = peer
+        .frames()
+        .iter()
+        .map(|f| match f {
+            Frame::Data(d) => d.data.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(sent, 200 * 1024);
+    // 300 KiB in: past our 64 KiB window, no reset, nothing owed.
+    peer.send(&[Frame::Data(Data::new(
+        id,
+        Bytes::from(vec![1u8; 300 * 1024]),
+        false,
+    ))]);
+    assert!(peer.frames().is_empty(), "no RST_STREAM, no WINDOW_UPDATE");
+    assert!(peer.session.wants_input());
+    // 300 KiB more: over half the session window unread, input pauses.
+    peer.send(&[Frame::Data(Data::new(
+        id,
+        Bytes::from(vec![1u8; 300 * 1024]),
+        false,
+    ))]);
+    assert!(!peer.session.wants_input());
+    let (got, _) = drain(&mut peer.session, id);
+    assert_eq!(got.len(), 600 * 1024);
+    assert!(peer.session.wants_input());
+    assert!(
+        peer.frames().is_empty(),
+        "still no WINDOW_UPDATE after reading"
+    );
+}

@@ -56,6 +56,7 @@ pub struct Config {
     pub(crate) keepalive: Option<(Duration, Duration)>,
     pub(crate) max_recently_reset: usize,
     pub(crate) upgrade_v3_to_v3_1: bool,
+    pub(crate) peer_flow_control: bool,
 }
 
 impl Default for Config {
@@ -80,6 +81,7 @@ impl Default for Config {
             keepalive: None,
             max_recently_reset: 256,
             upgrade_v3_to_v3_1: true,
+            peer_flow_control: true,
         }
     }
 }
@@ -223,6 +225,21 @@ impl Config {
     /// answered with another reset. Default 256.
     pub fn with_max_recently_reset(mut self, n: usize) -> Config {
         self.max_recently_reset = n;
+        self
+    }
+
+    /// Whether the peer does flow control (default true). Some SPDY/3
+    /// peers do none at all: Kubernetes' spdystream (kubectl, kubelets)
+    /// never sends WINDOW_UPDATE, ignores ours, and sends DATA frames of any
+    /// size. With `false`, the session never waits for the peer's windows
+    /// (they would never open), never resets a peer that sends past ours,
+    /// and sends no WINDOW_UPDATE. Memory stays bounded another way: while
+    /// one stream holds half the session window of unread data, the session
+    /// stops taking input (`Session::wants_input`), so the connection is
+    /// held back by TCP. The trade-off: one slow reader then stalls every
+    /// stream of the connection, as with SPDY/2.
+    pub fn with_peer_flow_control(mut self, enabled: bool) -> Config {
+        self.peer_flow_control = enabled;
         self
     }
 

@@ -256,7 +256,7 @@ impl Session {
             version,
             self.config.compression,
         ));
-        if version == Version::V2 {
+        if !self.flow_controlled() {
             self.conn_send_window = Window::unlimited();
             self.conn_recv_window = Window::unlimited();
         }
@@ -284,7 +284,7 @@ impl Session {
         }
         self.control
             .push_back(Frame::Settings(Settings::new(entries)));
-        if version == Version::V3_1 {
+        if version == Version::V3_1 && self.config.peer_flow_control {
             self.enable_session_window();
         }
     }
@@ -541,7 +541,7 @@ impl Session {
     }
 
     fn new_send_window(&self) -> Window {
-        if self.version == Some(Version::V2) {
+        if !self.flow_controlled() {
             Window::unlimited()
         } else {
             Window::new(self.peer_initial_window)
@@ -552,7 +552,7 @@ impl Session {
     /// our SETTINGS it may use the 64 KiB default, so a smaller configured
     /// window is enforced from 64 KiB (it still limits what we release).
     fn new_recv_window(&self) -> Window {
-        if self.version == Some(Version::V2) {
+        if !self.flow_controlled() {
             Window::unlimited()
         } else {
             Window::new(self.config.initial_window.max(DEFAULT_WINDOW))
@@ -721,6 +721,7 @@ impl Session {
     /// what was taken from it is released.
     pub fn release_capacity(&mut self, id: StreamId, n: usize) -> Result<(), UserError> {
         let half_window = (self.config.initial_window / 2).max(1);
+        let flow_controlled = self.flow_controlled();
         let stream = self
             .streams
             .get_mut(&id)
@@ -729,7 +730,7 @@ impl Session {
         stream.unreleased -= n;
         // At most the taken bytes, which the window bounds: fits in u32.
         let n = u32::try_from(n).unwrap_or(u32::MAX);
-        if self.version != Some(Version::V2) {
+        if flow_controlled {
             stream.pending_update = stream.pending_update.saturating_add(n);
             if !stream.remote_closed && stream.pending_update >= half_window {
                 let delta = stream.pending_update;
@@ -749,6 +750,9 @@ impl Session {
     /// detected SPDY/3 session that may yet turn out to be 3.1 (its peer
     /// counts from the start, so we must too).
     fn session_window_tracked(&self) -> bool {
+        if !self.config.peer_flow_control {
+            return false;
+        }
         match self.version {
             Some(Version::V3_1) => true,
             Some(Version::V3) => self.detected && self.config.upgrade_v3_to_v3_1,
@@ -1101,13 +1105,19 @@ impl Session {
     /// (all its streams alike: the only bound SPDY/2 allows). Other
     /// versions always take input; their windows bound what arrives.
     pub fn wants_input(&self) -> bool {
-        self.version != Some(Version::V2) || self.full_streams == 0
+        self.flow_controlled() || self.full_streams == 0
     }
 
-    /// What one SPDY/2 stream may hold unread before input pauses
-    /// (`usize::MAX` for the other versions, where windows bound it).
+    /// Whether windows bound what the peer sends: SPDY/3 and 3.1 with a
+    /// peer that does flow control (see `Config::with_peer_flow_control`).
+    pub(crate) fn flow_controlled(&self) -> bool {
+        self.version != Some(Version::V2) && self.config.peer_flow_control
+    }
+
+    /// What one stream may hold unread before input pauses when windows do
+    /// not bound it (`usize::MAX` when they do).
     fn v2_stream_cap(&self) -> usize {
-        if self.version == Some(Version::V2) {
+        if !self.flow_controlled() {
             (self.config.session_window / 2) as usize
         } else {
             usize::MAX
@@ -1153,10 +1163,11 @@ impl Session {
     /// Returns `n` discarded bytes to a stream's window.
     fn credit_stream(&mut self, id: StreamId, n: usize) {
         let half_window = (self.config.initial_window / 2).max(1);
+        let flow_controlled = self.flow_controlled();
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
-        if self.version == Some(Version::V2) || stream.remote_closed {
+        if !flow_controlled || stream.remote_closed {
             return;
         }
         stream.pending_update = stream

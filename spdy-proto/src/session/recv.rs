@@ -577,7 +577,7 @@ impl Session {
             self.peer_max_concurrent = max;
             self.start_pending_opens();
         }
-        if self.version != Some(Version::V2) {
+        if self.flow_controlled() {
             if let Some(size) = frame.get(SettingId::InitialWindowSize) {
                 self.on_initial_window(now, size);
             }
@@ -659,7 +659,10 @@ impl Session {
             return;
         }
         if frame.stream_id.is_zero() {
-            if self.version == Some(Version::V3) && self.detected && self.config.upgrade_v3_to_v3_1
+            if self.version == Some(Version::V3)
+                && self.detected
+                && self.config.upgrade_v3_to_v3_1
+                && self.config.peer_flow_control
             {
                 self.version = Some(Version::V3_1);
                 self.events.push_back(Event::Version(Version::V3_1));

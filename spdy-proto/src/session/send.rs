@@ -147,7 +147,7 @@ impl Session {
 
     /// The next DATA frame (or trailers, or bare FIN) by priority.
     fn next_data(&mut self) -> Option<Transmit> {
-        let session_limited = self.version == Some(Version::V3_1);
+        let session_limited = self.version == Some(Version::V3_1) && self.config.peer_flow_control;
         // Streams with data but no session window keep their place, while
         // those behind them that only owe a FIN or trailers (which need no
         // window) still go.
