@@ -51,7 +51,11 @@ def run_client(cmd):
     out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=300)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if out.returncode != 0:
-        sys.exit(f"client {cmd} failed: {out.stderr[-2000:]}")
+        # node-spdy's client crashes now and then under load (inside its
+        # own buffer code); report it and go on with the other runs.
+        err = [l for l in out.stderr.splitlines() if l.strip() and not l.strip().startswith("at ")]
+        print(f"note: client {' '.join(cmd[:2])} ... {cmd[-1]} failed: {' | '.join(err[-3:])}", file=sys.stderr)
+        return None, 0.0
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return json.loads(out.stdout.strip().splitlines()[-1]), cpu
 
@@ -63,6 +67,8 @@ def measure(server_cmd, client_cmd, runs):
         for _ in range(runs):
             s0 = cpu_of(server.pid)
             res, client_cpu = run_client(client_cmd(addr))
+            if res is None:
+                continue
             res["cpu"] = client_cpu + cpu_of(server.pid) - s0
             results.append(res)
         return results
@@ -99,7 +105,8 @@ def main():
             table[(name, w)] = measure(server, client(w), args.runs)
 
     def med(results, key):
-        return statistics.median(key(r) for r in results)
+        # NaN (printed "nan") when every run of a cell failed.
+        return statistics.median(key(r) for r in results) if results else float("nan")
 
     mib_s = lambda r: r["bytes"] / r["secs"] / (1 << 20)
     req_s = lambda r: r["requests"] / r["secs"]
