@@ -35,6 +35,40 @@ use crate::{headers, Handle, IncomingStream};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// What a server serves: something that turns a request into a response,
+/// later. Any `Fn(Request<RecvBody>) -> impl Future<Output = Result<Response<B>, E>>`
+/// (an async closure or function) is one, with `B` any `http_body::Body`.
+/// An error is answered with 500.
+pub trait Service: Send + Sync + 'static {
+    /// The response body.
+    type Body: Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
+    /// What a failed call returns.
+    type Error: Into<BoxError>;
+    /// The response, later.
+    type Future: Future<Output = Result<Response<Self::Body>, Self::Error>> + Send + 'static;
+
+    /// Serves one request.
+    fn call(&self, request: Request<RecvBody>) -> Self::Future;
+}
+
+impl<S, F, B, E> Service for S
+where
+    S: Fn(Request<RecvBody>) -> F + Send + Sync + 'static,
+    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+    E: Into<BoxError>,
+{
+    type Body = B;
+    type Error = E;
+    type Future = F;
+
+    fn call(&self, request: Request<RecvBody>) -> F {
+        self(request)
+    }
+}
+
 /// Settings for serving.
 #[derive(Debug, Clone)]
 pub struct Builder {
@@ -82,15 +116,10 @@ impl Builder {
     /// Serves one connected socket until the client goes away (any socket:
     /// a server may run on a connection it dialed, as an origin behind NAT
     /// does toward its proxy).
-    pub async fn serve_connection<T, S, F, B, E>(&self, io: T, service: S) -> Result<(), Error>
+    pub async fn serve_connection<T, S>(&self, io: T, service: S) -> Result<(), Error>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Fn(Request<RecvBody>) -> F + Send + Sync + 'static,
-        F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-        E: Into<BoxError>,
+        S: Service,
     {
         self.serve_connection_until(io, service, std::future::pending::<()>())
             .await
@@ -99,7 +128,7 @@ impl Builder {
     /// Like [`serve_connection`](Self::serve_connection), and when `shutdown`
     /// completes: GOAWAY, let open streams finish (at most the drain
     /// timeout), then close.
-    pub async fn serve_connection_until<T, S, F, B, E>(
+    pub async fn serve_connection_until<T, S>(
         &self,
         io: T,
         service: S,
@@ -107,12 +136,7 @@ impl Builder {
     ) -> Result<(), Error>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Fn(Request<RecvBody>) -> F + Send + Sync + 'static,
-        F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-        E: Into<BoxError>,
+        S: Service,
     {
         let (handle, conn) = match self.version {
             Some(version) => crate::handshake(io, Role::Server, version, self.config.clone()),
@@ -156,14 +180,9 @@ impl Builder {
 
     /// Accepts connections on `listener` and serves each (plain TCP, the
     /// version detected per connection). Runs until accepting fails.
-    pub async fn serve<S, F, B, E>(&self, listener: TcpListener, service: S) -> std::io::Result<()>
+    pub async fn serve<S>(&self, listener: TcpListener, service: S) -> std::io::Result<()>
     where
-        S: Fn(Request<RecvBody>) -> F + Clone + Send + Sync + 'static,
-        F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-        E: Into<BoxError>,
+        S: Service + Clone,
     {
         loop {
             let (tcp, _) = listener.accept().await?;
@@ -178,15 +197,10 @@ impl Builder {
 }
 
 /// Serves one connection with default settings (version detected).
-pub async fn serve_connection<T, S, F, B, E>(io: T, service: S) -> Result<(), Error>
+pub async fn serve_connection<T, S>(io: T, service: S) -> Result<(), Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Fn(Request<RecvBody>) -> F + Send + Sync + 'static,
-    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-    E: Into<BoxError>,
+    S: Service,
 {
     Builder::new().serve_connection(io, service).await
 }
@@ -243,18 +257,12 @@ impl Pusher {
 
 /// Turns one incoming stream into a request, calls the service, and sends
 /// its response.
-async fn serve_stream<S, F, B, E>(
+async fn serve_stream<S: Service>(
     version: Version,
     incoming: IncomingStream,
     service: &S,
     handle: Handle,
-) where
-    S: Fn(Request<RecvBody>) -> F,
-    F: Future<Output = Result<Response<B>, E>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
+) {
     if incoming.unidirectional {
         let _ = incoming.refuse(RstStatus::ProtocolError);
         return;
@@ -283,7 +291,7 @@ async fn serve_stream<S, F, B, E>(
         version,
     });
     let request = Request::from_parts(parts, RecvBody::new(recv, expected));
-    let response = match service(request).await {
+    let response = match service.call(request).await {
         Ok(response) => response,
         Err(_) => {
             let _ = responder.reply(

@@ -53,14 +53,12 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, Response};
-use http_body::Body;
+use http::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -76,7 +74,7 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 
 use crate::client::{self, SendRequest};
 use crate::error::Error;
-use crate::server;
+use crate::server::{self, Service};
 use crate::{Config, Connection, RecvBody, Version};
 
 /// The rustls this module is built on, for its configuration and
@@ -87,8 +85,6 @@ pub use rustls;
 pub use tokio_rustls::client::TlsStream as ClientTlsStream;
 /// A TLS connection this program accepted.
 pub use tokio_rustls::server::TlsStream as ServerTlsStream;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long a TLS handshake may take by default.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -360,15 +356,10 @@ impl<T> Accepted<T> {
     /// Serves the connection with `service` until the client goes away:
     /// as SPDY of the agreed version, or as HTTP/1.1 (see
     /// [`serve_connection`]).
-    pub async fn serve<S, F, B, E>(self, service: S) -> Result<(), Error>
+    pub async fn serve<S>(self, service: S) -> Result<(), Error>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Fn(Request<RecvBody>) -> F + Send + Sync + 'static,
-        F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-        B: Body + Send + 'static,
-        B::Data: Send,
-        B::Error: Into<BoxError>,
-        E: Into<BoxError>,
+        S: Service,
     {
         match self.protocol {
             Protocol::Spdy(version) => {
@@ -384,21 +375,16 @@ impl<T> Accepted<T> {
 
 /// Serves HTTP/1.1 with hyper: each request's body is wrapped in a
 /// [`RecvBody`] and its target made absolute, as SPDY requests are.
-async fn serve_http1<T, S, F, B, E>(io: T, service: S) -> Result<(), Error>
+async fn serve_http1<T, S>(io: T, service: S) -> Result<(), Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Fn(Request<RecvBody>) -> F + Send + Sync + 'static,
-    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-    E: Into<BoxError>,
+    S: Service,
 {
     let service = Arc::new(service);
     let hyper_service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let mut req = req.map(RecvBody::wrap);
         absolute_uri(&mut req);
-        (*service)(req)
+        service.call(req)
     });
     let mut http1 = hyper::server::conn::http1::Builder::new();
     // The timer lets hyper time out a client slow to send its headers.
@@ -443,37 +429,19 @@ fn absolute_uri(req: &mut Request<RecvBody>) {
 /// the connection over with `hyper::upgrade::on`. There is no
 /// [`server::Pusher`] on HTTP/1.1 requests, and a service error closes an
 /// HTTP/1.1 connection (hyper's way) where SPDY answers 500.
-pub async fn serve_connection<T, S, F, B, E>(
-    io: T,
-    acceptor: &Acceptor,
-    service: S,
-) -> Result<(), Error>
+pub async fn serve_connection<T, S>(io: T, acceptor: &Acceptor, service: S) -> Result<(), Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Fn(Request<RecvBody>) -> F + Send + Sync + 'static,
-    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-    E: Into<BoxError>,
+    S: Service,
 {
     acceptor.accept(io).await?.serve(service).await
 }
 
 /// Accepts connections on `listener` and serves each with
 /// [`serve_connection`] in a task of its own. Runs until accepting fails.
-pub async fn serve<S, F, B, E>(
-    listener: TcpListener,
-    acceptor: Acceptor,
-    service: S,
-) -> io::Result<()>
+pub async fn serve<S>(listener: TcpListener, acceptor: Acceptor, service: S) -> io::Result<()>
 where
-    S: Fn(Request<RecvBody>) -> F + Send + Sync + 'static,
-    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-    E: Into<BoxError>,
+    S: Service,
 {
     let service = Arc::new(service);
     loop {
@@ -482,7 +450,7 @@ where
         let acceptor = acceptor.clone();
         let service = service.clone();
         tokio::spawn(async move {
-            let service = move |req: Request<RecvBody>| (*service)(req);
+            let service = move |req: Request<RecvBody>| service.call(req);
             let _ = serve_connection(tcp, &acceptor, service).await;
         });
     }
