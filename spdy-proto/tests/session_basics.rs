@@ -283,3 +283,40 @@ fn a_peer_without_flow_control_is_neither_waited_for_nor_reset() {
         "still no WINDOW_UPDATE after reading"
     );
 }
+
+/// Frames that cost work and carry nothing for us (answers to pings we never
+/// sent, resets of unknown streams, repeated GOAWAYs) count against the
+/// empty-frame limit, so a flood of them ends the session.
+#[test]
+fn floods_of_cheap_ignored_frames_end_the_session() {
+    use spdy_proto::frame::{Frame, GoAway, GoAwayStatus, Ping, RstStatus, RstStream, StreamId};
+    use spdy_proto::session::{Config, Flood, RateLimit, Role, SessionError};
+    let floods: [&dyn Fn(u32) -> Frame; 3] = [
+        // Even ids: the server's own parity, never sent by it.
+        &|i| Frame::Ping(Ping::new(2 * i + 2)),
+        &|i| {
+            Frame::RstStream(RstStream::new(
+                support::sid(1001 + 2 * i),
+                RstStatus::Cancel,
+            ))
+        },
+        &|_| Frame::GoAway(GoAway::new(StreamId::ZERO, GoAwayStatus::Ok)),
+    ];
+    for (n, make) in floods.iter().enumerate() {
+        let config = Config::default()
+            .with_empty_frame_rate(RateLimit::new(5, std::time::Duration::from_secs(1)));
+        let mut peer = support::Peer::started(Role::Server, Version::V3_1, config);
+        // An open stream keeps the session from simply draining away.
+        let syn = spdy_proto::frame::SynStream::new(support::sid(1), request(Version::V3_1, "/"));
+        let mut frames = vec![Frame::SynStream(syn)];
+        frames.extend((0..10).map(make));
+        peer.send(&frames);
+        let events = peer.events();
+        assert!(
+            events.contains(&Event::Closed {
+                error: Some(SessionError::Flood(Flood::EmptyFrames))
+            }),
+            "flood {n}: {events:?}"
+        );
+    }
+}

@@ -131,7 +131,7 @@ impl Session {
             Frame::RstStream(f) => self.on_rst_stream(now, f),
             Frame::Settings(f) => self.on_settings(now, f),
             Frame::Ping(f) => self.on_ping(now, f),
-            Frame::GoAway(f) => self.on_goaway(f),
+            Frame::GoAway(f) => self.on_goaway(now, f),
             Frame::WindowUpdate(f) => self.on_window_update(now, f),
             // NOOP: "Receivers of a NO-OP frame should simply ignore it."
             // CREDENTIAL: we hold no certificate vector; 3.1 deprecates it.
@@ -492,8 +492,10 @@ impl Session {
     fn on_rst_stream(&mut self, now: Instant, frame: RstStream) {
         let id = frame.stream_id;
         // "An endpoint MUST NOT send a RST_STREAM in response to an
-        // RST_STREAM": unknown streams are ignored.
+        // RST_STREAM": unknown streams are ignored (but a stream of them
+        // costs work for nothing, so they count as empty frames).
         let Some(stream) = self.streams.get(&id) else {
+            let _ = self.count_empty(now);
             return;
         };
         // Both sides already finished normally (2.3.7): a late reset
@@ -618,8 +620,11 @@ impl Session {
         if self.ping.is_ours(frame.id) {
             if let Some(rtt) = self.ping.on_pong(frame.id, now) {
                 self.events.push_back(Event::Pong { id: frame.id, rtt });
+            } else {
+                // One of ours we never sent: the spec says ignore it; many
+                // of them are a flood.
+                let _ = self.count_empty(now);
             }
-            // Otherwise: one of ours we never sent; the spec says ignore it.
             return;
         }
         if !self.ping_rate.allow(now) {
@@ -629,7 +634,10 @@ impl Session {
         self.owe(Frame::Ping(frame));
     }
 
-    fn on_goaway(&mut self, frame: GoAway) {
+    fn on_goaway(&mut self, now: Instant, frame: GoAway) {
+        if self.goaway_received.is_some() && !self.count_empty(now) {
+            return;
+        }
         let last_good = frame.last_good_stream_id;
         if self.goaway_received.is_none() {
             self.events.push_back(Event::GoAway {
