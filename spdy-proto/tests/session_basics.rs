@@ -320,3 +320,36 @@ fn floods_of_cheap_ignored_frames_end_the_session() {
         );
     }
 }
+
+/// A peer without flow control (spdystream) stops reading at GOAWAY: in
+/// peer-compat mode our GOAWAY waits until the open streams are done, so
+/// data queued before it is never cut off.
+#[test]
+fn goaway_waits_for_open_streams_when_the_peer_has_no_flow_control() {
+    use spdy_proto::frame::{Frame, GoAwayStatus, SynStream};
+    use spdy_proto::session::{Config, Role};
+    let config = Config::default().with_peer_flow_control(false);
+    let mut peer = support::Peer::started(Role::Server, Version::V3, config);
+    let id = support::sid(1);
+    let mut syn = SynStream::new(id, request(Version::V3, "/exec"));
+    syn.fin = true;
+    peer.send(&[Frame::SynStream(syn)]);
+    peer.events();
+    peer.session
+        .reply(id, response(Version::V3, "200"), false)
+        .unwrap();
+    peer.session
+        .send_data(id, Bytes::from_static(b"exit status"), false)
+        .unwrap();
+    peer.session.go_away(GoAwayStatus::Ok);
+    let frames = peer.frames();
+    assert!(
+        !frames.iter().any(|f| matches!(f, Frame::GoAway(_))),
+        "GOAWAY before the stream ended: {frames:?}"
+    );
+    peer.session.send_data(id, Bytes::new(), true).unwrap();
+    let frames = peer.frames();
+    let last = frames.last();
+    assert!(matches!(last, Some(Frame::GoAway(_))), "{frames:?}");
+    assert!(peer.session.is_closed());
+}

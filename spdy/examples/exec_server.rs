@@ -135,8 +135,7 @@ impl Streams {
     }
 
     /// Takes one stream the client opened, by its `streamtype`. Streams
-    /// the server only reads get a reply that ends our side at once;
-    /// streams it only writes were opened by the client with FIN.
+    /// it only writes were opened by the client with FIN.
     fn take(&mut self, stream: IncomingStream) -> Result<(), spdy::Error> {
         let kind = stream
             .headers
@@ -146,7 +145,9 @@ impl Streams {
         let reply = HeaderBlock::new();
         match &kind[..] {
             b"error" => self.error = Some(stream.reply(reply, false)?.0),
-            b"stdin" => self.stdin = Some(stream.reply(reply, true)?.1),
+            // Our side of stdin stays open: client-go (kubectl) takes a FIN
+            // there as "the command finished" and stops sending input.
+            b"stdin" => self.stdin = Some(stream.reply(reply, false)?.1),
             b"stdout" => self.stdout = Some(stream.reply(reply, false)?.0),
             b"stderr" => self.stderr = Some(stream.reply(reply, false)?.0),
             // Terminal resizing: no terminal here; read and ignore.

@@ -39,6 +39,7 @@ mod conn;
 mod error;
 pub mod headers;
 pub mod io;
+pub mod k8s;
 pub mod server;
 mod stream;
 pub mod tls;

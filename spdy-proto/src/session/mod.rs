@@ -180,6 +180,8 @@ pub struct Session {
     goaway_received: Option<StreamId>,
     /// Whether the peer's first frame has been seen (its version checked).
     first_frame_seen: bool,
+    /// A GOAWAY held until open streams finish (peer-compat mode).
+    deferred_goaway: Option<GoAwayStatus>,
     /// Set once the session is over: `Some(None)` clean, `Some(Some(e))`
     /// error.
     closed: Option<Option<SessionError>>,
@@ -242,6 +244,7 @@ impl Session {
             goaway_sent: false,
             goaway_received: None,
             first_frame_seen: false,
+            deferred_goaway: None,
             closed: None,
             config,
         }
@@ -903,10 +906,17 @@ impl Session {
             return;
         }
         self.goaway_sent = true;
-        self.control.push_back(Frame::GoAway(GoAway::new(
-            self.last_accepted_remote,
-            status,
-        )));
+        if self.config.peer_flow_control {
+            self.control.push_back(Frame::GoAway(GoAway::new(
+                self.last_accepted_remote,
+                status,
+            )));
+        } else {
+            // Peers without flow control (spdystream) stop reading at a
+            // GOAWAY, so data still queued for open streams would never be
+            // read: the GOAWAY waits until those streams are done.
+            self.deferred_goaway = Some(status);
+        }
         // "After sending a GOAWAY, an endpoint MUST NOT create new streams."
         self.fail_pending_opens(StreamError::Refused);
         self.check_drained();
@@ -1048,6 +1058,12 @@ impl Session {
             && self.remote_active == 0
             && self.pending_opens.is_empty()
         {
+            if let Some(status) = self.deferred_goaway.take() {
+                self.control.push_back(Frame::GoAway(GoAway::new(
+                    self.last_accepted_remote,
+                    status,
+                )));
+            }
             self.closed = Some(None);
             self.events.push_back(Event::Closed { error: None });
         }

@@ -1,0 +1,711 @@
+//! Server helpers for Kubernetes streaming over SPDY/3.1: the kubelet's
+//! side of `kubectl exec` (the `channel.k8s.io` protocols, up to
+//! `v4.channel.k8s.io`) and of `kubectl port-forward`
+//! (`portforward.k8s.io`).
+//!
+//! Both start inside a hyper HTTP/1.1 server served `with_upgrades()`:
+//! [`exec`] / [`port_forward`] check the request, negotiate the
+//! `X-Stream-Protocol-Version` and give the response to return (101, or the
+//! refusal), with the session. The session runs with
+//! [`Config::with_peer_flow_control(false)`](crate::Config::with_peer_flow_control):
+//! Kubernetes' SPDY implementation (spdystream) does no flow control.
+//!
+//! ```no_run
+//! use http::{Request, Response};
+//! use hyper::body::Incoming;
+//! use tokio::io::AsyncWriteExt;
+//!
+//! fn handle(mut req: Request<Incoming>) -> Response<String> {
+//!     let (response, upgrade) = match spdy::k8s::exec(&mut req) {
+//!         Ok(accepted) => accepted,
+//!         Err(refusal) => return refusal,
+//!     };
+//!     tokio::spawn(async move {
+//!         let Ok(mut session) = upgrade.session().await else { return };
+//!         if let Some(stdout) = session.stdout.as_mut() {
+//!             let _ = stdout.write_all(b"hello\n").await;
+//!         }
+//!         let _ = session.finish(0).await;
+//!     });
+//!     response
+//! }
+//! ```
+
+use std::collections::HashMap;
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use tokio::io::AsyncWriteExt;
+
+use crate::io::{StreamIo, StreamReader, StreamWriter};
+use crate::proto::header_block::HeaderBlock;
+use crate::upgrade;
+use crate::{Config, Handle, RecvStream, RstStatus, SendStream};
+
+/// The request header carrying the offered (and, in the 101, the chosen)
+/// stream protocol.
+pub const STREAM_PROTOCOL_HEADER: &str = "x-stream-protocol-version";
+/// The header of a 403 listing the protocols the server speaks.
+pub const ACCEPTED_PROTOCOLS_HEADER: &str = "x-accepted-stream-protocol-versions";
+/// The port-forward protocol.
+pub const PORT_FORWARD_PROTOCOL: &str = "portforward.k8s.io";
+/// How long the client has to open its exec streams after the upgrade
+/// (the kubelet's default).
+pub const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long [`ExecSession::finish`] waits for the client to hang up.
+pub const FINISH_LINGER: Duration = Duration::from_secs(5);
+
+/// The exec (remote command) stream protocols this module speaks.
+///
+/// `v5.channel.k8s.io` (the close signal on stdin) is not supported: a
+/// client offering it gets the next one it offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExecProtocol {
+    /// `v4.channel.k8s.io`: the exit status as a JSON `Status` on the error
+    /// stream.
+    V4,
+    /// `v3.channel.k8s.io`: adds the resize stream.
+    V3,
+    /// `v2.channel.k8s.io`: one stream per standard stream, plus error.
+    V2,
+    /// `channel.k8s.io`: the original protocol.
+    V1,
+}
+
+impl ExecProtocol {
+    /// Every supported protocol, most preferred first.
+    pub const ALL: [ExecProtocol; 4] = [
+        ExecProtocol::V4,
+        ExecProtocol::V3,
+        ExecProtocol::V2,
+        ExecProtocol::V1,
+    ];
+
+    /// The protocol's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecProtocol::V4 => "v4.channel.k8s.io",
+            ExecProtocol::V3 => "v3.channel.k8s.io",
+            ExecProtocol::V2 => "v2.channel.k8s.io",
+            ExecProtocol::V1 => "channel.k8s.io",
+        }
+    }
+
+    /// The protocol named `name`, if supported.
+    pub fn from_name(name: &str) -> Option<ExecProtocol> {
+        ExecProtocol::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// Whether the client opens a resize stream (with a TTY).
+    pub fn has_resize(self) -> bool {
+        matches!(self, ExecProtocol::V3 | ExecProtocol::V4)
+    }
+}
+
+/// The protocols the client offers, in its order: every
+/// `X-Stream-Protocol-Version` header, each possibly a comma-separated
+/// list.
+pub fn offered_protocols<B>(request: &Request<B>) -> Vec<String> {
+    request
+        .headers()
+        .get_all(STREAM_PROTOCOL_HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// What an exec request asks for, from its query string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// The command and its arguments (`command=` parameters, in order).
+    pub command: Vec<String>,
+    /// The container (`container=`), if named.
+    pub container: Option<String>,
+    /// The client opens a stdin stream.
+    pub stdin: bool,
+    /// The client opens a stdout stream.
+    pub stdout: bool,
+    /// The client opens a stderr stream.
+    pub stderr: bool,
+    /// A terminal is asked for (and, from v3 on, a resize stream opened).
+    pub tty: bool,
+}
+
+impl ExecRequest {
+    /// Decodes a query string (`command=ls&command=-l&stdout=true&...`).
+    pub fn from_query(query: &str) -> ExecRequest {
+        let mut request = ExecRequest::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value);
+            let flag = value == "true" || value == "1";
+            match &percent_decode(name)[..] {
+                "command" => request.command.push(value),
+                "container" => request.container = Some(value),
+                "stdin" | "input" => request.stdin = flag,
+                "stdout" | "output" => request.stdout = flag,
+                "stderr" | "error" => request.stderr = flag,
+                "tty" => request.tty = flag,
+                _ => {}
+            }
+        }
+        request
+    }
+}
+
+/// An exec request upgraded to SPDY/3.1, waiting for the client's streams.
+/// From [`exec`].
+#[derive(Debug)]
+pub struct ExecUpgrade {
+    /// The negotiated protocol.
+    pub protocol: ExecProtocol,
+    /// The request's parameters.
+    pub request: ExecRequest,
+    handle: Handle,
+}
+
+/// Takes an exec request (`POST .../exec?command=...`) from a hyper
+/// HTTP/1.1 server (served `with_upgrades()`).
+///
+/// Without the upgrade headers the answer is 400; with no offered protocol
+/// in common, 403 with `X-Accepted-Stream-Protocol-Versions`; without any
+/// `X-Stream-Protocol-Version`, the original `channel.k8s.io`. Otherwise
+/// the 101 response to return (with the chosen protocol) and the upgrade.
+#[allow(clippy::result_large_err)]
+pub fn exec<B, R>(request: &mut Request<B>) -> Result<(Response<R>, ExecUpgrade), Response<R>>
+where
+    R: From<String> + Default,
+{
+    upgrade::check_request(request).map_err(|r| r.into_response())?;
+    let offered = offered_protocols(request);
+    let protocol = if offered.is_empty() {
+        ExecProtocol::V1
+    } else {
+        match offered.iter().find_map(|p| ExecProtocol::from_name(p)) {
+            Some(protocol) => protocol,
+            None => {
+                let names: Vec<&str> = ExecProtocol::ALL.iter().map(|p| p.as_str()).collect();
+                return Err(forbidden(&offered, &names.join(",")));
+            }
+        }
+    };
+    let exec_request = ExecRequest::from_query(request.uri().query().unwrap_or(""));
+    let mut server = upgrade::accept(request).map_err(|r| r.into_response())?;
+    if !offered.is_empty() {
+        server = server.header(
+            STREAM_PROTOCOL_HEADER,
+            HeaderValue::from_static(protocol.as_str()),
+        );
+    }
+    let (response, handle) = server.config(compat_config()).spawn();
+    Ok((
+        response,
+        ExecUpgrade {
+            protocol,
+            request: exec_request,
+            handle,
+        },
+    ))
+}
+
+impl ExecUpgrade {
+    /// The session's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Waits (at most [`STREAM_CREATION_TIMEOUT`]) for the streams the
+    /// request announced, in any order, and replies to each as it comes.
+    pub async fn session(self) -> io::Result<ExecSession> {
+        self.session_within(STREAM_CREATION_TIMEOUT).await
+    }
+
+    /// [`session`](Self::session) with another timeout.
+    pub async fn session_within(self, timeout: Duration) -> io::Result<ExecSession> {
+        let ExecUpgrade {
+            protocol,
+            request,
+            handle,
+        } = self;
+        let expect_resize = request.tty && protocol.has_resize();
+        let mut error = None;
+        let mut stdin = None;
+        let mut stdout = None;
+        let mut stderr = None;
+        let mut resize = None;
+        let complete = |error: &Option<_>,
+                        stdin: &Option<_>,
+                        stdout: &Option<_>,
+                        stderr: &Option<_>,
+                        resize: &Option<_>| {
+            error.is_some()
+                && (stdin.is_some() || !request.stdin)
+                && (stdout.is_some() || !request.stdout)
+                && (stderr.is_some() || !request.stderr)
+                && (resize.is_some() || !expect_resize)
+        };
+        let collect = async {
+            while !complete(&error, &stdin, &stdout, &stderr, &resize) {
+                let Some(stream) = handle.accept().await else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the client went away before opening its streams",
+                    ));
+                };
+                let kind = stream.headers.get("streamtype").cloned();
+                let reply = HeaderBlock::new();
+                match kind.as_deref() {
+                    Some(b"error") if error.is_none() => {
+                        error = Some(StreamWriter::new(stream.reply(reply, false)?.0));
+                    }
+                    // Our side of stdin stays open until the end: client-go
+                    // takes its end as "the command is done" and closes
+                    // stdin at once, cutting off what it was still sending.
+                    Some(b"stdin") if stdin.is_none() => {
+                        let (send, recv) = stream.reply(reply, false)?;
+                        stdin = Some((StreamReader::new(recv), send));
+                    }
+                    Some(b"stdout") if stdout.is_none() => {
+                        stdout = Some(StreamWriter::new(stream.reply(reply, false)?.0));
+                    }
+                    Some(b"stderr") if stderr.is_none() => {
+                        stderr = Some(StreamWriter::new(stream.reply(reply, false)?.0));
+                    }
+                    Some(b"resize") if resize.is_none() => {
+                        resize = Some(Resize::new(stream.reply(reply, true)?.1));
+                    }
+                    _ => stream.refuse(RstStatus::RefusedStream)?,
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(timeout, collect).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "timed out waiting for the client's streams",
+                ))
+            }
+        }
+        let (stdin, stdin_send) = stdin.unzip();
+        Ok(ExecSession {
+            protocol,
+            request,
+            stdin,
+            stdin_send,
+            stdout,
+            stderr,
+            resize,
+            error: error.expect("complete"),
+            handle,
+        })
+    }
+}
+
+/// The streams of an exec session, replied to and ready.
+#[derive(Debug)]
+pub struct ExecSession {
+    /// The negotiated protocol.
+    pub protocol: ExecProtocol,
+    /// The request's parameters.
+    pub request: ExecRequest,
+    /// The command's input (ends at the client's FIN), if asked for.
+    pub stdin: Option<StreamReader>,
+    /// The command's output, if asked for.
+    pub stdout: Option<StreamWriter>,
+    /// The command's error output, if asked for.
+    pub stderr: Option<StreamWriter>,
+    /// Terminal size changes, with a TTY (v3 and v4).
+    pub resize: Option<Resize>,
+    /// The error stream: [`finish`](Self::finish) writes the outcome on it.
+    pub error: StreamWriter,
+    /// Our side of stdin, ended by `finish`.
+    stdin_send: Option<SendStream>,
+    handle: Handle,
+}
+
+impl ExecSession {
+    /// The session's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Ends the session with the command's exit code: ends stdout and
+    /// stderr, reports the outcome on the error stream (v4: a `Status`,
+    /// success for 0 and `NonZeroExitCode` otherwise; older protocols: a
+    /// message for a non-zero code, nothing for 0), ends it and our side of
+    /// stdin, then waits (at most [`FINISH_LINGER`]) for the client to hang
+    /// up before the session goes away.
+    pub async fn finish(self, exit_code: i32) -> io::Result<()> {
+        let report = match (self.protocol, exit_code) {
+            (ExecProtocol::V4, 0) => success_status(),
+            (ExecProtocol::V4, code) => exit_code_status(code),
+            (_, 0) => String::new(),
+            (_, code) => format!("command terminated with non-zero exit code: {code}"),
+        };
+        self.finish_with(report).await
+    }
+
+    /// Ends the session with a failure that is not an exit code (the
+    /// command could not run, say): v4 reports a `Status` with `reason`
+    /// and `message`, older protocols the message.
+    pub async fn fail(self, reason: &str, message: &str) -> io::Result<()> {
+        let report = match self.protocol {
+            ExecProtocol::V4 => failure_status(reason, message, None),
+            _ => message.to_owned(),
+        };
+        self.finish_with(report).await
+    }
+
+    async fn finish_with(mut self, report: String) -> io::Result<()> {
+        // The standard streams end first: the client reads them to their
+        // end before it looks at the error stream.
+        for stream in [self.stdout.as_mut(), self.stderr.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            stream.shutdown().await?;
+        }
+        if !report.is_empty() {
+            self.error.write_all(report.as_bytes()).await?;
+        }
+        self.error.shutdown().await?;
+        if let Some(mut send) = self.stdin_send.take() {
+            // The peer may have reset stdin already (its FIN and our
+            // reading done): nothing to end then.
+            let _ = send.finish();
+        }
+        // Keep the session until the client hangs up (it does once it has
+        // read the error stream), at most FINISH_LINGER: dropping the last
+        // handle sends GOAWAY at once, and the driver may put it on the
+        // wire ahead of the data still queued above; spdystream stops
+        // reading at a GOAWAY, and the status would be lost.
+        let handle = self.handle.clone();
+        let _ = tokio::time::timeout(FINISH_LINGER, async move {
+            while let Some(stream) = handle.accept().await {
+                let _ = stream.refuse(RstStatus::RefusedStream);
+            }
+        })
+        .await;
+        Ok(())
+    }
+}
+
+/// The `Status` the v4 protocol reports for success.
+pub fn success_status() -> String {
+    r#"{"metadata":{},"status":"Success"}"#.to_owned()
+}
+
+/// The `Status` the v4 protocol reports for a non-zero exit code (what
+/// client-go's `errorDecoderV4` turns into an exit code; it parses the
+/// code as an unsigned 8-bit number).
+pub fn exit_code_status(code: i32) -> String {
+    failure_status(
+        "NonZeroExitCode",
+        &format!("command terminated with non-zero exit code: {code}"),
+        Some(code),
+    )
+}
+
+/// A failure `Status` with `reason`, `message` and, for an exit code, the
+/// `ExitCode` cause.
+pub fn failure_status(reason: &str, message: &str, exit_code: Option<i32>) -> String {
+    let mut status = format!(
+        r#"{{"metadata":{{}},"status":"Failure","message":{},"reason":{}"#,
+        json_string(message),
+        json_string(reason)
+    );
+    if let Some(code) = exit_code {
+        status.push_str(&format!(
+            r#","details":{{"causes":[{{"reason":"ExitCode","message":"{code}"}}]}}"#
+        ));
+    }
+    status.push('}');
+    status
+}
+
+/// A JSON string literal.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The resize stream: terminal sizes, as the client sends them
+/// (`{"Width":80,"Height":24}` objects, one after another).
+#[derive(Debug)]
+pub struct Resize {
+    recv: RecvStream,
+    buffer: Vec<u8>,
+}
+
+/// The largest resize message kept while waiting for its end.
+const MAX_RESIZE_MESSAGE: usize = 4096;
+
+impl Resize {
+    fn new(recv: RecvStream) -> Resize {
+        Resize {
+            recv,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next size as `(width, height)`; `None` at the stream's end (or
+    /// on a stream error, or a message that is not a size).
+    pub async fn next(&mut self) -> Option<(u16, u16)> {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|&b| b == b'}') {
+                let message: Vec<u8> = self.buffer.drain(..=end).collect();
+                let text = String::from_utf8_lossy(&message);
+                return Some((json_number(&text, "Width")?, json_number(&text, "Height")?));
+            }
+            if self.buffer.len() > MAX_RESIZE_MESSAGE {
+                return None;
+            }
+            let data = self.recv.data().await?.ok()?;
+            self.buffer.extend_from_slice(&data);
+        }
+    }
+}
+
+/// The unsigned number of `"key":` in a flat JSON object.
+fn json_number(text: &str, key: &str) -> Option<u16> {
+    let start = text.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = text[start..].trim_start().strip_prefix(':')?.trim_start();
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+// ===== port forward =====
+
+/// Takes a port-forward request (`POST .../portforward`) from a hyper
+/// HTTP/1.1 server (served `with_upgrades()`): 400 without the upgrade
+/// headers, 403 (with `X-Accepted-Stream-Protocol-Versions`) if
+/// `portforward.k8s.io` is not offered, else the 101 response and the
+/// session.
+#[allow(clippy::result_large_err)]
+pub fn port_forward<B, R>(
+    request: &mut Request<B>,
+) -> Result<(Response<R>, PortForwardSession), Response<R>>
+where
+    R: From<String> + Default,
+{
+    upgrade::check_request(request).map_err(|r| r.into_response())?;
+    let offered = offered_protocols(request);
+    if !offered.iter().any(|p| p == PORT_FORWARD_PROTOCOL) {
+        return Err(forbidden(&offered, PORT_FORWARD_PROTOCOL));
+    }
+    let (response, handle) = upgrade::accept(request)
+        .map_err(|r| r.into_response())?
+        .header(
+            STREAM_PROTOCOL_HEADER,
+            HeaderValue::from_static(PORT_FORWARD_PROTOCOL),
+        )
+        .config(compat_config())
+        .spawn();
+    Ok((
+        response,
+        PortForwardSession {
+            handle,
+            pending: HashMap::new(),
+        },
+    ))
+}
+
+/// One forwarded connection: its data stream (both ways) and its error
+/// stream (ours to write a failure on; finish it when done).
+#[derive(Debug)]
+pub struct ForwardedStream {
+    /// The port to forward to (`port` header).
+    pub port: u16,
+    /// The client's id for the connection (`requestid` header).
+    pub request_id: String,
+    /// The connection's bytes, both ways.
+    pub data: StreamIo,
+    /// The error stream: a message here fails the connection at the client.
+    pub error: StreamWriter,
+}
+
+/// The streams of a port-forward session, paired by `requestid`.
+#[derive(Debug)]
+pub struct PortForwardSession {
+    handle: Handle,
+    pending: HashMap<Bytes, Pending>,
+}
+
+impl PortForwardSession {
+    /// The session's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// The next forwarded connection, once both of its streams arrived;
+    /// `None` when the session is over. Each stream is replied to as it
+    /// arrives (client-go waits for the error stream's reply before it
+    /// opens the data stream). Streams without a `requestid`, with an
+    /// unknown `streamtype` or a second one of a kind are refused; a pair
+    /// whose `port` is not a port gets a message on its error stream and a
+    /// reset data stream.
+    pub async fn next(&mut self) -> Option<ForwardedStream> {
+        while let Some(stream) = self.handle.accept().await {
+            let Some(id) = stream.headers.get("requestid").cloned() else {
+                let _ = stream.refuse(RstStatus::ProtocolError);
+                continue;
+            };
+            let kind = stream.headers.get("streamtype").cloned();
+            let pair = self.pending.entry(id.clone()).or_default();
+            match kind.as_deref() {
+                Some(b"error") if pair.error.is_none() => {
+                    // We never read the error stream (the client ends its
+                    // side at once).
+                    let Ok((send, _)) = stream.reply(HeaderBlock::new(), false) else {
+                        continue;
+                    };
+                    pair.error = Some(StreamWriter::new(send));
+                }
+                Some(b"data") if pair.data.is_none() => {
+                    let port = stream
+                        .headers
+                        .get("port")
+                        .and_then(|p| std::str::from_utf8(p).ok()?.parse::<u16>().ok())
+                        .filter(|&p| p != 0);
+                    let Ok((send, recv)) = stream.reply(HeaderBlock::new(), false) else {
+                        continue;
+                    };
+                    pair.data = Some((port, StreamIo::new(send, recv)));
+                }
+                _ => {
+                    let _ = stream.refuse(RstStatus::ProtocolError);
+                    continue;
+                }
+            }
+            if pair.error.is_none() || pair.data.is_none() {
+                continue;
+            }
+            let Some(Pending {
+                error: Some(mut error),
+                data: Some((port, mut data)),
+            }) = self.pending.remove(&id)
+            else {
+                continue;
+            };
+            let request_id = String::from_utf8_lossy(&id).into_owned();
+            let Some(port) = port else {
+                let _ = data.writer().get_mut().reset(RstStatus::Cancel);
+                let message = format!("invalid port in request {request_id}");
+                tokio::spawn(async move {
+                    let _ = error.write_all(message.as_bytes()).await;
+                    let _ = error.shutdown().await;
+                });
+                continue;
+            };
+            return Some(ForwardedStream {
+                port,
+                request_id,
+                data,
+                error,
+            });
+        }
+        None
+    }
+}
+
+/// The streams of one forwarded connection seen so far.
+#[derive(Debug, Default)]
+struct Pending {
+    error: Option<StreamWriter>,
+    data: Option<(Option<u16>, StreamIo)>,
+}
+
+// ===== common =====
+
+/// The session configuration for Kubernetes peers: no flow control.
+fn compat_config() -> Config {
+    Config::default().with_peer_flow_control(false)
+}
+
+/// 403: no protocol in common.
+fn forbidden<R: From<String>>(offered: &[String], accepted: &str) -> Response<R> {
+    let body = format!(
+        "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server accepts {accepted}\n"
+    );
+    let mut response = Response::new(R::from(body));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    if let Ok(value) = HeaderValue::from_str(accepted) {
+        response
+            .headers_mut()
+            .insert(ACCEPTED_PROTOCOLS_HEADER, value);
+    }
+    response
+}
+
+/// Percent-decoding, with `+` for space.
+fn percent_decode(s: &str) -> String {
+    let hex = |c: Option<&u8>| c.and_then(|&c| (c as char).to_digit(16));
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+            (b'%', Some(high), Some(low)) => {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+                continue;
+            }
+            (b'+', _, _) => out.push(b' '),
+            (b, _, _) => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query() {
+        let r = ExecRequest::from_query(
+            "command=sh&command=-c&command=echo+a%20b&container=c1&stdin=true&stdout=true&stderr=false&tty=1",
+        );
+        assert_eq!(r.command, ["sh", "-c", "echo a b"]);
+        assert_eq!(r.container.as_deref(), Some("c1"));
+        assert!(r.stdin && r.stdout && !r.stderr && r.tty);
+    }
+
+    #[test]
+    fn statuses() {
+        assert_eq!(
+            exit_code_status(3),
+            r#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#
+        );
+        assert_eq!(json_string("a\"b\\\n\u{1}"), r#""a\"b\\\n\u0001""#);
+    }
+
+    #[test]
+    fn resize_numbers() {
+        let t = r#"{"Width":120,"Height": 40}"#;
+        assert_eq!(json_number(t, "Width"), Some(120));
+        assert_eq!(json_number(t, "Height"), Some(40));
+    }
+}
