@@ -132,10 +132,7 @@ impl RecvBody {
         while let Some(chunk) = self.data().await {
             let chunk = chunk?;
             if out.len() + chunk.len() > limit {
-                return Err(Error::ContentLength {
-                    expected: limit as u64,
-                    received: (out.len() + chunk.len()) as u64,
-                });
+                return Err(Error::BodyTooLarge { limit });
             }
             out.extend_from_slice(&chunk);
         }

@@ -39,6 +39,12 @@ pub enum Error {
         /// What arrived.
         received: u64,
     },
+    /// A body read into memory was larger than the limit the caller gave.
+    #[error("body larger than the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The limit.
+        limit: usize,
+    },
     /// The body the application gave failed while being sent.
     #[error("body failed: {0}")]
     Body(Arc<dyn std::error::Error + Send + Sync>),

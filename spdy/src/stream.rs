@@ -29,6 +29,8 @@ pub struct SendStream {
 pub struct RecvStream {
     shared: Arc<Shared>,
     id: StreamId,
+    /// The end was handed out: later polls keep saying so.
+    ended: bool,
 }
 
 /// Makes both halves of a stream the session already knows. The caller
@@ -48,6 +50,7 @@ pub(crate) fn pair(
         RecvStream {
             shared: shared.clone(),
             id,
+            ended: false,
         },
     )
 }
@@ -63,6 +66,7 @@ pub(crate) fn recv_only(shared: &Arc<Shared>, id: StreamId) -> RecvStream {
     RecvStream {
         shared: shared.clone(),
         id,
+        ended: false,
     }
 }
 
@@ -192,6 +196,9 @@ impl RecvStream {
     /// so reading slowly is what slows the sender. A stream cut short
     /// (reset, or the connection lost) ends with an error, never `None`.
     pub fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, Error>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
         let mut state = self.shared.lock();
         match state.session.recv(self.id, usize::MAX) {
             Ok(Recv::Data(chunk)) => {
@@ -199,7 +206,10 @@ impl RecvStream {
                 state.wake_driver();
                 Poll::Ready(Some(Ok(chunk)))
             }
-            Ok(Recv::End) => Poll::Ready(None),
+            Ok(Recv::End) => {
+                self.ended = true;
+                Poll::Ready(None)
+            }
             Ok(Recv::Pending) => {
                 if let Some(e) = state.stream_error(self.id) {
                     return Poll::Ready(Some(Err(e)));
@@ -229,7 +239,7 @@ impl RecvStream {
         while let Some(chunk) = self.data().await {
             let chunk = chunk?;
             if out.len() + chunk.len() > limit {
-                return Err(UserError::BufferFull(self.id).into());
+                return Err(Error::BodyTooLarge { limit });
             }
             out.extend_from_slice(&chunk);
         }

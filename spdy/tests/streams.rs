@@ -258,3 +258,43 @@ async fn peer_vanishing_mid_transfer_is_an_error() {
         drop(client);
     }
 }
+
+/// After the end of a stream, reading keeps saying "end" (even once the
+/// stream is forgotten and the connection closes), and a body over the
+/// caller's limit is a typed error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_end_stays_the_end_and_limits_are_typed() {
+    let (client_io, server_io) = tcp_pair().await;
+    let (client, client_conn) =
+        spdy::handshake(client_io, Role::Client, Version::V3_1, Config::default());
+    let (server, server_conn) =
+        spdy::handshake(server_io, Role::Server, Version::V3_1, Config::default());
+    tokio::spawn(client_conn);
+    tokio::spawn(server_conn);
+    for (n, limit) in [(0usize, 1 << 20), (1, 10)] {
+        let (mut send, mut recv) = client
+            .open_stream(headers("/"), OpenOptions::default())
+            .unwrap();
+        send.finish().unwrap();
+        let incoming = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
+        let (mut s_send, _s_recv) = incoming
+            .reply([("status", "200")].into_iter().collect(), false)
+            .unwrap();
+        s_send.write(body(n, 1000)).await.unwrap();
+        s_send.finish().unwrap();
+        recv.reply().await.unwrap();
+        let got = timeout(LIMIT, recv.read_to_end(limit)).await.unwrap();
+        if n == 0 {
+            assert_eq!(got.unwrap(), body(0, 1000));
+            assert!(recv.data().await.is_none());
+            assert!(recv.data().await.is_none());
+        } else {
+            assert!(
+                matches!(got, Err(Error::BodyTooLarge { limit: 10 })),
+                "{got:?}"
+            );
+        }
+    }
+    drop(client);
+    drop(server);
+}
