@@ -44,6 +44,7 @@ pub mod server;
 mod stream;
 pub mod tls;
 pub mod upgrade;
+pub mod ws;
 
 pub use body::RecvBody;
 pub use conn::Connection;

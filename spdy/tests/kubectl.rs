@@ -1,8 +1,12 @@
 //! The real `kubectl` (v1.32, /usr/bin/kubectl) against a fake API server
 //! built on `spdy::k8s`: `kubectl exec` and `kubectl port-forward` over the
-//! SPDY/3.1 upgrade (the WebSocket paths are switched off with
+//! SPDY/3.1 upgrade (kubectl's WebSocket attempts switched off with
 //! `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false` and
-//! `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`). Everything on 127.0.0.1.
+//! `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`, or refused so that it falls
+//! back), and port-forward over kubectl's default path too, SPDY/3.1 inside
+//! WebSocket binary messages (`k8s::port_forward_websocket`). Also: large
+//! parallel transfers checked by hash, and kubectl killed mid-transfer (the
+//! server ends that session and goes on). Everything on 127.0.0.1.
 //!
 //! Skipped (with a note) when kubectl is not installed.
 
@@ -10,7 +14,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Method, Request, Response, StatusCode};
@@ -18,7 +23,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use spdy::k8s::{self, ExecSession, ForwardedStream};
+use spdy::k8s::{self, ExecSession, ForwardedStream, PortForwardSession};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
@@ -37,14 +42,43 @@ fn kubectl_available() -> bool {
 
 // ===== the fake API server =====
 
+/// What the server side has going on, for the tests that check it ends
+/// sessions whose client went away.
+#[derive(Debug, Default)]
+struct Stats {
+    /// Exec and port-forward sessions started.
+    sessions_started: AtomicUsize,
+    /// Exec and port-forward sessions whose server side is over (the exec
+    /// finished, or the port-forward session's `next` gave `None` and every
+    /// forwarded connection of it ended).
+    sessions_ended: AtomicUsize,
+    /// Forwarded connections still being copied.
+    active_forwards: AtomicUsize,
+    /// Serve port-forward over a WebSocket too (else that upgrade is
+    /// refused with 400 and kubectl falls back to the SPDY upgrade).
+    websocket: AtomicBool,
+    /// Port-forward sessions started over a WebSocket.
+    websocket_sessions: AtomicUsize,
+}
+
 async fn start_api_server() -> SocketAddr {
+    start_api_server_with_stats(false).await.0
+}
+
+async fn start_api_server_with_stats(websocket: bool) -> (SocketAddr, Arc<Stats>) {
+    let stats = Arc::new(Stats::default());
+    stats.websocket.store(websocket, Ordering::SeqCst);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let server_stats = stats.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            let stats = server_stats.clone();
             tokio::spawn(async move {
-                let service =
-                    service_fn(move |req| async move { Ok::<_, Infallible>(api(req, addr)) });
+                let service = service_fn(move |req| {
+                    let stats = stats.clone();
+                    async move { Ok::<_, Infallible>(api(req, addr, stats)) }
+                });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(tcp), service)
                     .with_upgrades()
@@ -52,10 +86,11 @@ async fn start_api_server() -> SocketAddr {
             });
         }
     });
-    match std::env::var_os("CAPTURE") {
+    let addr = match std::env::var_os("CAPTURE") {
         Some(dir) => capture_proxy(addr, PathBuf::from(dir)).await,
         None => addr,
-    }
+    };
+    (addr, stats)
 }
 
 /// Debugging aid: with `CAPTURE=DIR`, kubectl talks to the server through
@@ -112,7 +147,7 @@ fn json(status: StatusCode, body: String) -> Response<String> {
     response
 }
 
-fn api(mut req: Request<Incoming>, addr: SocketAddr) -> Response<String> {
+fn api(mut req: Request<Incoming>, addr: SocketAddr, stats: Arc<Stats>) -> Response<String> {
     let path = req.uri().path().to_owned();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     match (req.method().clone(), &segments[..]) {
@@ -146,22 +181,42 @@ fn api(mut req: Request<Incoming>, addr: SocketAddr) -> Response<String> {
         ),
         (_, ["api", "v1", "namespaces", _, "pods", _, "exec"]) => match k8s::exec(&mut req) {
             Ok((response, upgrade)) => {
+                stats.sessions_started.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     if let Ok(session) = upgrade.session().await {
                         run_command(session).await;
                     }
+                    stats.sessions_ended.fetch_add(1, Ordering::SeqCst);
                 });
                 response
             }
             Err(refusal) => refusal,
         },
+        (_, ["api", "v1", "namespaces", _, "pods", _, "portforward"])
+            if k8s::is_websocket_upgrade(&req) && stats.websocket.load(Ordering::SeqCst) =>
+        {
+            match k8s::port_forward_websocket(&mut req) {
+                Ok((response, upgrade)) => {
+                    stats.sessions_started.fetch_add(1, Ordering::SeqCst);
+                    stats.websocket_sessions.fetch_add(1, Ordering::SeqCst);
+                    tokio::spawn(async move {
+                        if let Ok(session) = upgrade.session().await {
+                            serve_port_forward(session, &stats).await;
+                        }
+                        stats.sessions_ended.fetch_add(1, Ordering::SeqCst);
+                    });
+                    response
+                }
+                Err(refusal) => refusal,
+            }
+        }
         (_, ["api", "v1", "namespaces", _, "pods", _, "portforward"]) => {
             match k8s::port_forward(&mut req) {
-                Ok((response, mut session)) => {
+                Ok((response, session)) => {
+                    stats.sessions_started.fetch_add(1, Ordering::SeqCst);
                     tokio::spawn(async move {
-                        while let Some(stream) = session.next().await {
-                            tokio::spawn(forward(stream));
-                        }
+                        serve_port_forward(session, &stats).await;
+                        stats.sessions_ended.fetch_add(1, Ordering::SeqCst);
                     });
                     response
                 }
@@ -209,14 +264,17 @@ async fn run_command(mut session: ExecSession) {
     };
     let mut stdout = session.stdout.take();
     let mut stderr = session.stderr.take();
+    // The pipes are dropped once their copy ends (the client may be gone):
+    // a command still writing then gets EPIPE instead of blocking forever.
+    let (out_pipe, err_pipe) = (child.stdout.take(), child.stderr.take());
     let copy_out = async {
-        if let (Some(pipe), Some(stream)) = (child.stdout.as_mut(), stdout.as_mut()) {
-            let _ = tokio::io::copy(pipe, stream).await;
+        if let (Some(mut pipe), Some(stream)) = (out_pipe, stdout.as_mut()) {
+            let _ = tokio::io::copy(&mut pipe, stream).await;
         }
     };
     let copy_err = async {
-        if let (Some(pipe), Some(stream)) = (child.stderr.as_mut(), stderr.as_mut()) {
-            let _ = tokio::io::copy(pipe, stream).await;
+        if let (Some(mut pipe), Some(stream)) = (err_pipe, stderr.as_mut()) {
+            let _ = tokio::io::copy(&mut pipe, stream).await;
         }
     };
     tokio::join!(copy_out, copy_err);
@@ -232,6 +290,20 @@ async fn run_command(mut session: ExecSession) {
         session.protocol
     );
     let _ = session.finish(code).await;
+}
+
+/// Forwards the session's connections until it and they are over.
+async fn serve_port_forward(mut session: PortForwardSession, stats: &Arc<Stats>) {
+    let mut forwards = tokio::task::JoinSet::new();
+    while let Some(stream) = session.next().await {
+        stats.active_forwards.fetch_add(1, Ordering::SeqCst);
+        let stats = stats.clone();
+        forwards.spawn(async move {
+            forward(stream).await;
+            stats.active_forwards.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+    while forwards.join_next().await.is_some() {}
 }
 
 /// Forwards one connection to the port on 127.0.0.1.
@@ -407,21 +479,33 @@ async fn exec_exit_code_and_stderr() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_forward_to_echo_server() {
-    port_forward(false).await;
+    port_forward(false, false, 1 << 20).await;
 }
 
 /// With its defaults kubectl first asks for SPDY inside a WebSocket; the
 /// server refuses that upgrade (400) and kubectl falls back to SPDY/3.1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn port_forward_falls_back_from_websocket() {
-    port_forward(true).await;
+    port_forward(true, false, 1 << 20).await;
 }
 
-async fn port_forward(defaults: bool) {
-    if !kubectl_available() {
-        return;
-    }
-    // The service in the "pod": an echo server.
+/// kubectl's default port-forward path: SPDY/3.1 inside WebSocket binary
+/// messages (`SPDY/3.1+portforward.k8s.io`), served by
+/// `k8s::port_forward_websocket`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_over_websocket() {
+    port_forward(true, true, 10 << 20).await;
+}
+
+/// Ten connections in parallel, 10 MiB each way, over the SPDY upgrade;
+/// what comes back is checked by its hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_ten_connections_of_10_mib() {
+    port_forward(false, true, 10 << 20).await;
+}
+
+/// The service in the "pod": an echo server on 127.0.0.1; its port.
+async fn start_echo_server() -> u16 {
     let echo = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let echo_port = echo.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -433,13 +517,22 @@ async fn port_forward(defaults: bool) {
             });
         }
     });
-    let home = kube_home(start_api_server().await);
-    let remote = format!(":{echo_port}");
+    echo_port
+}
+
+/// Starts `kubectl port-forward` to `remote_port` of pod1; the running
+/// kubectl and its local address.
+async fn start_port_forward(
+    home: &Path,
+    remote_port: u16,
+    defaults: bool,
+) -> (tokio::process::Child, SocketAddr) {
+    let remote = format!(":{remote_port}");
     let args = ["port-forward", "--address", "127.0.0.1", "pod1", &remote];
     let mut child = if defaults {
-        kubectl_with_defaults(&home, &args)
+        kubectl_with_defaults(home, &args)
     } else {
-        kubectl(&home, &args)
+        kubectl(home, &args)
     }
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
@@ -471,32 +564,88 @@ async fn port_forward(defaults: bool) {
         .unwrap_or_else(|| panic!("unexpected line {line:?}"))
         .parse()
         .unwrap();
-    assert!(line.ends_with(&format!("-> {echo_port}")), "{line}");
+    assert!(line.ends_with(&format!("-> {remote_port}")), "{line}");
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, local)
+}
 
-    // Ten connections in parallel, 1 MiB each, then one more after.
-    let roundtrip = |n: u32| async move {
-        let data: Vec<u8> = (0..1u32 << 20)
-            .map(|i| (i.wrapping_add(n).wrapping_mul(2_654_435_761) >> 11) as u8)
-            .collect();
-        let tcp = TcpStream::connect(local).await.unwrap();
-        let (mut r, mut w) = tcp.into_split();
-        let sent = data.clone();
-        let writer = tokio::spawn(async move {
-            w.write_all(&sent).await.unwrap();
-            w
-        });
-        let mut back = vec![0; data.len()];
-        if let Err(e) = r.read_exact(&mut back).await {
-            panic!("connection {n}: {e}");
+/// FNV-1a, 64 bits.
+#[derive(Clone, Copy)]
+struct Fnv(u64);
+
+impl Fnv {
+    fn new() -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        for &b in data {
+            self.0 = (self.0 ^ b as u64).wrapping_mul(0x0100_0000_01b3);
         }
-        let _w = writer.await.unwrap();
-        assert!(back == data, "connection {n}: the bytes differ");
-    };
+    }
+}
+
+/// Chunk `k` (64 KiB) of connection `n`'s data: a pattern that does not
+/// repeat at any small period, different for each connection.
+fn chunk(n: u32, k: u32) -> Vec<u8> {
+    (0..1u32 << 16)
+        .map(|i| {
+            ((k << 16 | i).wrapping_add(n.wrapping_mul(0x9e37_79b9))).wrapping_mul(2_654_435_761)
+                >> 11
+        })
+        .map(|x| x as u8)
+        .collect()
+}
+
+/// Sends `size` bytes (a multiple of 64 KiB) through the echo server at
+/// the end of `local` and checks the hash of what comes back.
+async fn roundtrip(local: SocketAddr, n: u32, size: usize) {
+    let chunks = (size >> 16) as u32;
+    let tcp = TcpStream::connect(local).await.unwrap();
+    let (mut r, mut w) = tcp.into_split();
+    let writer = tokio::spawn(async move {
+        let mut hash = Fnv::new();
+        for k in 0..chunks {
+            let data = chunk(n, k);
+            hash.update(&data);
+            w.write_all(&data).await.unwrap();
+        }
+        (w, hash.0)
+    });
+    let mut hash = Fnv::new();
+    let mut buf = vec![0; 1 << 16];
+    let mut received = 0;
+    while received < size {
+        let k = match r.read(&mut buf).await {
+            Ok(0) => panic!("connection {n}: ended after {received} of {size} bytes"),
+            Ok(k) => k,
+            Err(e) => panic!("connection {n}: {e} after {received} of {size} bytes"),
+        };
+        hash.update(&buf[..k]);
+        received += k;
+    }
+    let (_w, sent) = writer.await.unwrap();
+    assert_eq!(received, size, "connection {n}: more bytes than sent");
+    assert_eq!(hash.0, sent, "connection {n}: the bytes differ");
+}
+
+/// Ten forwarded connections of `size` bytes in parallel, then one more;
+/// with kubectl's `defaults` (WebSocket first) or the SPDY upgrade
+/// directly, against a server that serves the `websocket` path or not.
+async fn port_forward(defaults: bool, websocket: bool, size: usize) {
+    if !kubectl_available() {
+        return;
+    }
+    let echo_port = start_echo_server().await;
+    let (addr, stats) = start_api_server_with_stats(websocket).await;
+    let home = kube_home(addr);
+    let (mut child, local) = start_port_forward(&home, echo_port, defaults).await;
+
+    // Ten connections in parallel, then one more after.
     let parallel = async {
         let mut tasks = tokio::task::JoinSet::new();
         for n in 1..=10 {
-            tasks.spawn(roundtrip(n));
+            tasks.spawn(roundtrip(local, n, size));
         }
         while let Some(result) = tasks.join_next().await {
             result.unwrap();
@@ -505,12 +654,182 @@ async fn port_forward(defaults: bool) {
     timeout(WAIT, parallel)
         .await
         .expect("the forwarded connections did not finish in time");
-    timeout(WAIT, roundtrip(11))
+    timeout(WAIT, roundtrip(local, 11, size))
         .await
-        .expect("the fourth connection did not finish in time");
+        .expect("the eleventh connection did not finish in time");
 
     let _ = child.kill().await;
     let _ = timeout(WAIT, child.wait()).await;
+    let over_websocket = stats.websocket_sessions.load(Ordering::SeqCst);
+    assert_eq!(over_websocket, (defaults && websocket) as usize);
+    eventually("the session ends", || {
+        stats.sessions_ended.load(Ordering::SeqCst) == stats.sessions_started.load(Ordering::SeqCst)
+    })
+    .await;
+    assert_eq!(stats.active_forwards.load(Ordering::SeqCst), 0);
+}
+
+/// Waits (at most `WAIT`) for `condition`.
+async fn eventually(what: &str, condition: impl Fn() -> bool) {
+    timeout(WAIT, async {
+        while !condition() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("{what}: not within {WAIT:?}"));
+}
+
+/// kubectl killed in the middle of a forwarded transfer: the server ends
+/// that session and its forwarded connections, and serves the next kubectl
+/// commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_kubectl_killed_mid_transfer() {
+    killed_mid_port_forward(false).await;
+}
+
+/// The same over kubectl's default path, SPDY inside a WebSocket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_over_websocket_kubectl_killed_mid_transfer() {
+    killed_mid_port_forward(true).await;
+}
+
+async fn killed_mid_port_forward(websocket: bool) {
+    if !kubectl_available() {
+        return;
+    }
+    let echo_port = start_echo_server().await;
+    let (addr, stats) = start_api_server_with_stats(websocket).await;
+    let home = kube_home(addr);
+    let (mut child, local) = start_port_forward(&home, echo_port, websocket).await;
+
+    // Two connections sending without end, and reading without end (a
+    // stalled reader would stall the whole session: with no flow control,
+    // the server pauses its input); kubectl dies once 2 MiB came back on
+    // each.
+    let mut connections = Vec::new();
+    for n in 0..2u32 {
+        let tcp = TcpStream::connect(local).await.unwrap();
+        let (mut r, mut w) = tcp.into_split();
+        let writer = tokio::spawn(async move {
+            let mut k = 0;
+            while w.write_all(&chunk(n, k)).await.is_ok() {
+                k += 1;
+            }
+        });
+        let (started, mut wait_started) = tokio::sync::oneshot::channel();
+        let reader = tokio::spawn(async move {
+            let mut started = Some(started);
+            let mut buf = vec![0; 1 << 16];
+            let mut received = 0;
+            while let Ok(k @ 1..) = r.read(&mut buf).await {
+                received += k;
+                if received >= 2 << 20 {
+                    if let Some(started) = started.take() {
+                        let _ = started.send(());
+                    }
+                }
+            }
+        });
+        timeout(WAIT, &mut wait_started)
+            .await
+            .expect("the transfer did not start in time")
+            .unwrap_or_else(|_| panic!("connection {n} ended early"));
+        connections.push((reader, writer));
+    }
+    assert_eq!(stats.active_forwards.load(Ordering::SeqCst), 2);
+    child.start_kill().unwrap();
+    timeout(WAIT, child.wait()).await.unwrap().unwrap();
+
+    // The server side ends the session and both forwarded connections...
+    eventually("the forwarded connections end", || {
+        stats.active_forwards.load(Ordering::SeqCst) == 0
+    })
+    .await;
+    eventually("the port-forward session ends", || {
+        stats.sessions_ended.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // ...our local clients see their connections end (kubectl is gone)...
+    for (reader, writer) in connections {
+        timeout(WAIT, reader)
+            .await
+            .expect("a local connection did not end")
+            .unwrap();
+        timeout(WAIT, writer).await.unwrap().unwrap();
+    }
+
+    // ...and the server goes on: an exec, and a new port-forward.
+    let output = run(&home, &["exec", "pod1", "--", "echo", "still here"], b"").await;
+    assert!(output.status.success(), "{}", show(&output));
+    assert_eq!(output.stdout, b"still here\n", "{}", show(&output));
+    let (mut child, local) = start_port_forward(&home, echo_port, websocket).await;
+    timeout(WAIT, roundtrip(local, 3, 1 << 20))
+        .await
+        .expect("the new port-forward did not finish in time");
+    let _ = child.kill().await;
+    let _ = timeout(WAIT, child.wait()).await;
+    eventually("every session ends", || {
+        stats.sessions_ended.load(Ordering::SeqCst) == stats.sessions_started.load(Ordering::SeqCst)
+    })
+    .await;
+    assert_eq!(stats.sessions_started.load(Ordering::SeqCst), 3);
+    let over_websocket = stats.websocket_sessions.load(Ordering::SeqCst);
+    assert_eq!(over_websocket, if websocket { 2 } else { 0 });
+}
+
+/// kubectl killed in the middle of a large exec stdin transfer (`cat`
+/// echoing it back): the server ends the session (the command too) and
+/// serves the next kubectl command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_kubectl_killed_mid_transfer() {
+    if !kubectl_available() {
+        return;
+    }
+    let (addr, stats) = start_api_server_with_stats(false).await;
+    let home = kube_home(addr);
+    let args = ["exec", "-i", "pod1", "--", "cat"];
+    let mut child = kubectl(&home, &args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run kubectl");
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = tokio::spawn(async move {
+        let mut k = 0;
+        while stdin.write_all(&chunk(7, k)).await.is_ok() {
+            k += 1;
+        }
+    });
+    let mut stdout = child.stdout.take().unwrap();
+    timeout(WAIT, async {
+        let mut buf = vec![0; 1 << 16];
+        let mut received = 0;
+        while received < 4 << 20 {
+            let k = stdout.read(&mut buf).await.unwrap();
+            assert!(k > 0, "kubectl's output ended early");
+            received += k;
+        }
+    })
+    .await
+    .expect("the transfer did not start in time");
+    assert_eq!(stats.sessions_ended.load(Ordering::SeqCst), 0);
+    child.start_kill().unwrap();
+    timeout(WAIT, child.wait()).await.unwrap().unwrap();
+    drop(stdout);
+    timeout(WAIT, writer).await.unwrap().unwrap();
+
+    // The exec session ends (cat gets EOF or EPIPE, then the error stream's
+    // report fails or lingers at most FINISH_LINGER)...
+    eventually("the exec session ends", || {
+        stats.sessions_ended.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    // ...and the server goes on.
+    let output = run(&home, &["exec", "-i", "pod1", "--", "cat"], b"next\n").await;
+    assert!(output.status.success(), "{}", show(&output));
+    assert_eq!(output.stdout, b"next\n", "{}", show(&output));
 }
 
 // ===== negotiation, without kubectl =====
@@ -564,4 +883,40 @@ async fn exec_negotiation_refusals() {
         "{chosen}"
     );
     assert!(chosen.contains("upgrade: spdy/3.1"), "{chosen}");
+}
+
+#[tokio::test]
+async fn port_forward_websocket_negotiation() {
+    let (addr, _stats) = start_api_server_with_stats(true).await;
+    let ask = |protocol: &'static str| async move {
+        let mut tcp = TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "GET /api/v1/namespaces/default/pods/p/portforward HTTP/1.1\r\nHost: {addr}\r\n\
+             Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n"
+        );
+        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = timeout(WAIT, tcp.read(&mut buf)).await.unwrap().unwrap();
+            assert!(n > 0, "closed before the head");
+            head.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&head).to_ascii_lowercase()
+    };
+    let other = ask("v5.channel.k8s.io").await;
+    assert!(other.starts_with("http/1.1 400"), "{other}");
+    let chosen = ask("SPDY/3.1+portforward.k8s.io").await;
+    assert!(chosen.starts_with("http/1.1 101"), "{chosen}");
+    // RFC 6455's example key and answer.
+    assert!(
+        chosen.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{chosen}"
+    );
+    assert!(
+        chosen.contains("sec-websocket-protocol: spdy/3.1+portforward.k8s.io"),
+        "{chosen}"
+    );
+    assert!(chosen.contains("upgrade: websocket"), "{chosen}");
 }

@@ -59,6 +59,8 @@ pub struct Connection<T> {
     /// frames.
     close_deadline: Option<Pin<Box<Sleep>>>,
     read_closed: bool,
+    /// Bytes were written since the last successful flush.
+    unflushed: bool,
     done: bool,
 }
 
@@ -105,6 +107,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             timer_armed: false,
             close_deadline: None,
             read_closed: false,
+            unflushed: false,
             done: false,
         };
         (conn, shared)
@@ -173,6 +176,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                 }
             }
             if self.write_queue.is_empty() {
+                // Transports that buffer writes (TLS records, WebSocket
+                // messages) send nothing until flushed.
+                if self.unflushed {
+                    match Pin::new(&mut self.io).poll_flush(cx) {
+                        Poll::Ready(Ok(())) => self.unflushed = false,
+                        Poll::Ready(Err(e)) => return Err(e.into()),
+                        Poll::Pending => {}
+                    }
+                }
                 return Ok(());
             }
             let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
@@ -191,6 +203,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                 Poll::Ready(Err(e)) => return Err(e.into()),
                 Poll::Pending => return Ok(()),
             };
+            self.unflushed = true;
             self.advance_written(written);
         }
     }
