@@ -16,6 +16,10 @@
 //! [`is_websocket_upgrade`] holds to [`port_forward_websocket`], which gives
 //! the same [`PortForwardSession`] (over [`crate::ws::WsIo`]).
 //!
+//! The client side (`kubectl`'s) is here too: [`exec_client`] and
+//! [`port_forward_client`] upgrade a connected socket and open the streams
+//! as client-go does.
+//!
 //! ```no_run
 //! use http::{Request, Response};
 //! use hyper::body::Incoming;
@@ -824,6 +828,579 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+// ===== client =====
+
+/// How long the client helpers ([`exec_client`], [`port_forward_client`],
+/// [`PortForwardClient::forward`]) wait for the upgrade and for the replies
+/// to the streams they open (client-go's stream creation timeout).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a client helper failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The HTTP upgrade failed (a refusal, with its status and body, is
+    /// [`upgrade::UpgradeError::Refused`]).
+    #[error(transparent)]
+    Upgrade(#[from] upgrade::UpgradeError),
+    /// The server switched to a stream protocol we did not offer (or
+    /// named none where one is required).
+    #[error("the server chose the stream protocol {0:?}, which was not offered")]
+    Protocol(Option<String>),
+    /// A stream or the session failed (or timed out: kind `TimedOut`).
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The remote command could not run, or failed otherwise than with an
+    /// exit code (a v4 `Status` other than `Success` / `NonZeroExitCode`,
+    /// or the error text of an older protocol).
+    #[error("remote command failed: {message}")]
+    Failed {
+        /// The `Status`'s `reason` (v4), if any.
+        reason: Option<String>,
+        /// The message.
+        message: String,
+    },
+}
+
+impl From<crate::Error> for ClientError {
+    fn from(e: crate::Error) -> ClientError {
+        ClientError::Io(e.into())
+    }
+}
+
+impl ExecRequest {
+    /// The query string for this request (`command=...&stdin=true&...`),
+    /// values percent-encoded: the inverse of [`from_query`](Self::from_query).
+    pub fn to_query(&self) -> String {
+        let mut parts: Vec<String> = self
+            .command
+            .iter()
+            .map(|c| format!("command={}", percent_encode(c)))
+            .collect();
+        if let Some(container) = &self.container {
+            parts.push(format!("container={}", percent_encode(container)));
+        }
+        for (name, on) in [
+            ("stdin", self.stdin),
+            ("stdout", self.stdout),
+            ("stderr", self.stderr),
+            ("tty", self.tty),
+        ] {
+            if on {
+                parts.push(format!("{name}=true"));
+            }
+        }
+        parts.join("&")
+    }
+}
+
+/// The client side of an exec session (`kubectl exec`): its streams,
+/// replied to and ready, from [`exec_client`].
+///
+/// Read `stdout` and `stderr` to their end (take them out, and read them
+/// concurrently with [`wait`](Self::wait) or before it): a stream nobody
+/// reads eventually pauses the whole session.
+#[derive(Debug)]
+pub struct ExecClient {
+    /// The negotiated protocol.
+    pub protocol: ExecProtocol,
+    /// The command's input, if asked for: `shutdown` it to end stdin.
+    pub stdin: Option<StreamWriter>,
+    /// The command's output, if asked for.
+    pub stdout: Option<StreamReader>,
+    /// The command's error output, if asked for.
+    pub stderr: Option<StreamReader>,
+    /// Terminal size changes, with a TTY (v3 and v4).
+    pub resize: Option<ResizeSender>,
+    error: RecvStream,
+    handle: Handle,
+}
+
+/// The largest outcome report [`ExecClient::wait`] reads.
+const MAX_STATUS: usize = 1 << 20;
+
+/// Upgrades `io` (a connected TCP or TLS stream) for an exec request and
+/// opens its streams, as `kubectl exec` does.
+///
+/// `request` is the upgrade request (method, target, `Host`, extra headers
+/// such as `Authorization`); its query must announce what `exec` asks for,
+/// [`ExecRequest::to_query`] writes it. Unless `request` offers its own,
+/// every [`ExecProtocol`] is offered (`X-Stream-Protocol-Version`, v4
+/// first); the session runs without flow control towards the server
+/// ([`Config::with_peer_flow_control(false)`](crate::Config::with_peer_flow_control)),
+/// on a task spawned on the current tokio runtime. The streams are opened
+/// in client-go's order (error, stdin, stdout, stderr, resize), each after
+/// the reply to the one before. The upgrade and each reply are awaited at
+/// most [`CLIENT_TIMEOUT`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use spdy::k8s::{self, ExecRequest};
+/// use spdy::upgrade::UpgradeRequest;
+/// use tokio::io::AsyncReadExt;
+///
+/// let exec = ExecRequest {
+///     command: vec!["ls".into(), "-l".into()],
+///     stdout: true,
+///     ..Default::default()
+/// };
+/// let path = format!("/api/v1/namespaces/default/pods/p/exec?{}", exec.to_query());
+/// let request = UpgradeRequest::post(&path)?.host("127.0.0.1:8001")?;
+/// let tcp = tokio::net::TcpStream::connect("127.0.0.1:8001").await?;
+/// let mut session = k8s::exec_client(tcp, request, &exec).await?;
+/// let mut out = Vec::new();
+/// session.stdout.take().unwrap().read_to_end(&mut out).await?;
+/// let code = session.wait().await?;
+/// # Ok(()) }
+/// ```
+pub async fn exec_client<T>(
+    io: T,
+    request: impl Into<upgrade::UpgradeRequest>,
+    exec: &ExecRequest,
+) -> Result<ExecClient, ClientError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut request = request.into();
+    if !request.headers.contains_key(STREAM_PROTOCOL_HEADER) {
+        for protocol in ExecProtocol::ALL {
+            request.headers.append(
+                STREAM_PROTOCOL_HEADER,
+                HeaderValue::from_static(protocol.as_str()),
+            );
+        }
+    }
+    let (handle, negotiated) = client_upgrade(io, request).await?;
+    let protocol = match negotiated {
+        // client-go: no protocol named is the original one.
+        None => ExecProtocol::V1,
+        Some(name) => match ExecProtocol::from_name(&name) {
+            Some(protocol) => protocol,
+            None => return Err(ClientError::Protocol(Some(name))),
+        },
+    };
+    let (_, error) = open_replied(&handle, &[("streamtype", "error")], true).await?;
+    let stdin = match exec.stdin {
+        true => {
+            let (send, _) = open_replied(&handle, &[("streamtype", "stdin")], false).await?;
+            Some(StreamWriter::new(send))
+        }
+        false => None,
+    };
+    let stdout = match exec.stdout {
+        true => {
+            let (_, recv) = open_replied(&handle, &[("streamtype", "stdout")], true).await?;
+            Some(StreamReader::new(recv))
+        }
+        false => None,
+    };
+    let stderr = match exec.stderr {
+        true => {
+            let (_, recv) = open_replied(&handle, &[("streamtype", "stderr")], true).await?;
+            Some(StreamReader::new(recv))
+        }
+        false => None,
+    };
+    let resize = match exec.tty && protocol.has_resize() {
+        true => {
+            let (send, _) = open_replied(&handle, &[("streamtype", "resize")], false).await?;
+            Some(ResizeSender {
+                writer: StreamWriter::new(send),
+            })
+        }
+        false => None,
+    };
+    Ok(ExecClient {
+        protocol,
+        stdin,
+        stdout,
+        stderr,
+        resize,
+        error,
+        handle,
+    })
+}
+
+impl ExecClient {
+    /// The session's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Waits for the outcome on the error stream: the exit code (0 for a
+    /// v4 `Success`, or an empty report with older protocols; the
+    /// `ExitCode` cause of a v4 `NonZeroExitCode`), or
+    /// [`ClientError::Failed`] for any other report. Streams not taken out
+    /// are dropped first; the session ends when this returns.
+    pub async fn wait(self) -> Result<i32, ClientError> {
+        let ExecClient {
+            protocol,
+            mut error,
+            handle,
+            ..
+        } = self;
+        let report = error.read_to_end(MAX_STATUS).await?;
+        drop(handle);
+        decode_exit(protocol, &report)
+    }
+}
+
+/// The outcome of an exec from its error stream's report.
+fn decode_exit(protocol: ExecProtocol, report: &[u8]) -> Result<i32, ClientError> {
+    let text = String::from_utf8_lossy(report);
+    if text.trim().is_empty() {
+        return Ok(0);
+    }
+    if protocol != ExecProtocol::V4 {
+        return Err(ClientError::Failed {
+            reason: None,
+            message: text.trim().to_owned(),
+        });
+    }
+    let Some(Json::Object(status)) = Json::parse(&text) else {
+        return Err(ClientError::Failed {
+            reason: None,
+            message: format!("undecodable status: {}", text.trim()),
+        });
+    };
+    let field = |object: &[(String, Json)], key: &str| -> Option<String> {
+        match object.iter().find(|(k, _)| k == key)? {
+            (_, Json::String(s)) => Some(s.clone()),
+            _ => None,
+        }
+    };
+    if field(&status, "status").as_deref() == Some("Success") {
+        return Ok(0);
+    }
+    let reason = field(&status, "reason");
+    let message = field(&status, "message").unwrap_or_else(|| "remote command failed".to_owned());
+    if reason.as_deref() == Some("NonZeroExitCode") {
+        let causes = match status.iter().find(|(k, _)| k == "details") {
+            Some((_, Json::Object(details))) => match details.iter().find(|(k, _)| k == "causes") {
+                Some((_, Json::Array(causes))) => causes.as_slice(),
+                _ => &[],
+            },
+            _ => &[],
+        };
+        let code = causes.iter().find_map(|cause| match cause {
+            Json::Object(cause) if field(cause, "reason").as_deref() == Some("ExitCode") => {
+                field(cause, "message")?.trim().parse::<i32>().ok()
+            }
+            _ => None,
+        });
+        if let Some(code) = code {
+            return Ok(code);
+        }
+    }
+    Err(ClientError::Failed { reason, message })
+}
+
+/// The client's resize stream: sends terminal sizes.
+#[derive(Debug)]
+pub struct ResizeSender {
+    writer: StreamWriter,
+}
+
+impl ResizeSender {
+    /// Sends a terminal size (`{"Width":..,"Height":..}`).
+    pub async fn send(&mut self, width: u16, height: u16) -> io::Result<()> {
+        let message = format!(r#"{{"Width":{width},"Height":{height}}}"#);
+        self.writer.write_all(message.as_bytes()).await
+    }
+
+    /// Ends the resize stream.
+    pub async fn close(&mut self) -> io::Result<()> {
+        self.writer.shutdown().await
+    }
+}
+
+/// The client side of a port-forward session (`kubectl port-forward`),
+/// from [`port_forward_client`].
+#[derive(Debug)]
+pub struct PortForwardClient {
+    handle: Handle,
+    next_request_id: std::sync::atomic::AtomicU64,
+}
+
+/// Upgrades `io` (a connected TCP or TLS stream) for a port-forward
+/// request (`portforward.k8s.io`), as `kubectl port-forward` does with the
+/// SPDY upgrade; then [`PortForwardClient::forward`] opens connections.
+/// `request` is the upgrade request (method, target, `Host`, extra
+/// headers). The session runs without flow control towards the server, on
+/// a task spawned on the current tokio runtime; the upgrade is awaited at
+/// most [`CLIENT_TIMEOUT`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use spdy::upgrade::UpgradeRequest;
+///
+/// let request = UpgradeRequest::post("/api/v1/namespaces/default/pods/p/portforward")?
+///     .host("127.0.0.1:8001")?;
+/// let tcp = tokio::net::TcpStream::connect("127.0.0.1:8001").await?;
+/// let session = spdy::k8s::port_forward_client(tcp, request).await?;
+/// let (mut data, _error) = session.forward(80).await?;
+/// let mut local = tokio::net::TcpStream::connect("127.0.0.1:9090").await?;
+/// tokio::io::copy_bidirectional(&mut local, &mut data).await?;
+/// # Ok(()) }
+/// ```
+pub async fn port_forward_client<T>(
+    io: T,
+    request: impl Into<upgrade::UpgradeRequest>,
+) -> Result<PortForwardClient, ClientError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut request = request.into();
+    request.headers.remove(STREAM_PROTOCOL_HEADER);
+    request.headers.insert(
+        STREAM_PROTOCOL_HEADER,
+        HeaderValue::from_static(PORT_FORWARD_PROTOCOL),
+    );
+    let (handle, negotiated) = client_upgrade(io, request).await?;
+    if negotiated.as_deref() != Some(PORT_FORWARD_PROTOCOL) {
+        return Err(ClientError::Protocol(negotiated));
+    }
+    Ok(PortForwardClient {
+        handle,
+        next_request_id: std::sync::atomic::AtomicU64::new(0),
+    })
+}
+
+impl PortForwardClient {
+    /// The session's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Opens one forwarded connection to `port`: its error stream (ended
+    /// on our side at once), then its data stream, each with `streamtype`,
+    /// `port` and a fresh `requestid` (0, 1, 2, ...), each after the
+    /// reply to the one before (at most [`CLIENT_TIMEOUT`] each). Gives the
+    /// connection's bytes (both ways; `shutdown` half-closes) and the error
+    /// stream, where the server reports a failure (say, nothing listens on
+    /// the port) as text before ending it. May be called from several
+    /// tasks at once.
+    pub async fn forward(&self, port: u16) -> Result<(StreamIo, StreamReader), ClientError> {
+        let id = self
+            .next_request_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_string();
+        let port = port.to_string();
+        let headers = |kind| {
+            [
+                ("streamtype", kind),
+                ("port", &port[..]),
+                ("requestid", &id[..]),
+            ]
+        };
+        let (_, error) = open_replied(&self.handle, &headers("error"), true).await?;
+        let (send, recv) = open_replied(&self.handle, &headers("data"), false).await?;
+        Ok((StreamIo::new(send, recv), StreamReader::new(error)))
+    }
+}
+
+/// The upgrade of the client helpers: the session (its connection spawned)
+/// and the protocol the server chose.
+async fn client_upgrade<T>(
+    io: T,
+    request: upgrade::UpgradeRequest,
+) -> Result<(Handle, Option<String>), ClientError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (handle, connection, response) = tokio::time::timeout(
+        CLIENT_TIMEOUT,
+        upgrade::connect(io, request, compat_config()),
+    )
+    .await
+    .map_err(|_| timed_out("no answer to the upgrade request"))??;
+    tokio::spawn(connection);
+    let negotiated = response
+        .headers()
+        .get(STREAM_PROTOCOL_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
+    Ok((handle, negotiated))
+}
+
+/// Opens a stream with `headers` and waits for its reply; then, with
+/// `end_ours`, ends our side of it (a stream we never write on). As
+/// client-go does: no FIN on the SYN_STREAM, an empty DATA with FIN after
+/// the reply.
+async fn open_replied(
+    handle: &Handle,
+    headers: &[(&str, &str)],
+    end_ours: bool,
+) -> Result<(SendStream, RecvStream), ClientError> {
+    let block: HeaderBlock = headers
+        .iter()
+        .map(|&(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    let (mut send, mut recv) = handle.open_stream(block, Default::default())?;
+    match tokio::time::timeout(CLIENT_TIMEOUT, recv.reply()).await {
+        Ok(reply) => {
+            reply?;
+        }
+        Err(_) => return Err(timed_out("no reply to a stream")),
+    }
+    if end_ours {
+        send.finish()?;
+    }
+    Ok((send, recv))
+}
+
+fn timed_out(what: &str) -> ClientError {
+    ClientError::Io(io::Error::new(io::ErrorKind::TimedOut, what.to_owned()))
+}
+
+/// Percent-encoding of a query value (all but the unreserved characters).
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A JSON value, for the `Status` on the error stream .
+#[derive(Debug, Clone, PartialEq)]
+enum Json {
+    /// `null`, `true`, `false` or a number.
+    Scalar,
+    String(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+/// How deep [`Json::parse`] nests.
+const MAX_JSON_DEPTH: usize = 64;
+
+impl Json {
+    /// The one JSON value of `text` (surrounding whitespace allowed).
+    fn parse(text: &str) -> Option<Json> {
+        let mut chars = text.chars().peekable();
+        let value = Json::value(&mut chars, 0)?;
+        skip_ws(&mut chars);
+        chars.peek().is_none().then_some(value)
+    }
+
+    fn value(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, depth: usize) -> Option<Json> {
+        if depth > MAX_JSON_DEPTH {
+            return None;
+        }
+        skip_ws(chars);
+        match *chars.peek()? {
+            '{' => {
+                chars.next();
+                let mut fields = Vec::new();
+                skip_ws(chars);
+                if chars.next_if_eq(&'}').is_some() {
+                    return Some(Json::Object(fields));
+                }
+                loop {
+                    skip_ws(chars);
+                    let Json::String(key) = Json::value(chars, depth + 1)? else {
+                        return None;
+                    };
+                    skip_ws(chars);
+                    chars.next_if_eq(&':')?;
+                    let value = Json::value(chars, depth + 1)?;
+                    fields.push((key, value));
+                    skip_ws(chars);
+                    match chars.next()? {
+                        ',' => continue,
+                        '}' => return Some(Json::Object(fields)),
+                        _ => return None,
+                    }
+                }
+            }
+            '[' => {
+                chars.next();
+                let mut items = Vec::new();
+                skip_ws(chars);
+                if chars.next_if_eq(&']').is_some() {
+                    return Some(Json::Array(items));
+                }
+                loop {
+                    items.push(Json::value(chars, depth + 1)?);
+                    skip_ws(chars);
+                    match chars.next()? {
+                        ',' => continue,
+                        ']' => return Some(Json::Array(items)),
+                        _ => return None,
+                    }
+                }
+            }
+            '"' => {
+                chars.next();
+                let mut s = String::new();
+                loop {
+                    match chars.next()? {
+                        '"' => return Some(Json::String(s)),
+                        '\\' => match chars.next()? {
+                            '"' => s.push('"'),
+                            '\\' => s.push('\\'),
+                            '/' => s.push('/'),
+                            'b' => s.push('\u{8}'),
+                            'f' => s.push('\u{c}'),
+                            'n' => s.push('\n'),
+                            'r' => s.push('\r'),
+                            't' => s.push('\t'),
+                            'u' => {
+                                let high = hex4(chars)?;
+                                let c = if (0xd800..0xdc00).contains(&high) {
+                                    // A surrogate pair: \uD83D\uDE00.
+                                    if chars.next()? != '\\' || chars.next()? != 'u' {
+                                        return None;
+                                    }
+                                    let low = hex4(chars)?;
+                                    if !(0xdc00..0xe000).contains(&low) {
+                                        return None;
+                                    }
+                                    0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00)
+                                } else {
+                                    high
+                                };
+                                s.push(char::from_u32(c).unwrap_or('\u{fffd}'));
+                            }
+                            _ => return None,
+                        },
+                        c => s.push(c),
+                    }
+                }
+            }
+            c if c == '-' || c.is_ascii_digit() => {
+                let mut n = String::new();
+                while let Some(c) = chars.next_if(|c| c.is_ascii_digit() || "+-.eE".contains(*c)) {
+                    n.push(c);
+                }
+                n.parse::<f64>().ok().map(|_| Json::Scalar)
+            }
+            _ => {
+                let word: String =
+                    std::iter::from_fn(|| chars.next_if(|c| c.is_ascii_alphabetic())).collect();
+                match &word[..] {
+                    "null" | "true" | "false" => Some(Json::Scalar),
+                    _ => None,
+                }
+            }
+        }
+    }
+}
+
+fn skip_ws(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
+    while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
+}
+
+/// Four hex digits (a `\\u` escape's).
+fn hex4(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<u32> {
+    let hex: String = (0..4).map(|_| chars.next()).collect::<Option<_>>()?;
+    u32::from_str_radix(&hex, 16).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -852,5 +1429,81 @@ mod tests {
         let t = r#"{"Width":120,"Height": 40}"#;
         assert_eq!(json_number(t, "Width"), Some(120));
         assert_eq!(json_number(t, "Height"), Some(40));
+    }
+
+    #[test]
+    fn query_round_trip() {
+        let r = ExecRequest {
+            command: vec!["sh".into(), "-c".into(), "echo a&b=c %".into()],
+            container: Some("c 1".into()),
+            stdin: true,
+            stdout: true,
+            stderr: false,
+            tty: true,
+        };
+        assert_eq!(ExecRequest::from_query(&r.to_query()), r);
+    }
+
+    #[test]
+    fn exit_decoding() {
+        let v4 = ExecProtocol::V4;
+        assert_eq!(decode_exit(v4, b"").unwrap(), 0);
+        assert_eq!(decode_exit(v4, success_status().as_bytes()).unwrap(), 0);
+        assert_eq!(decode_exit(v4, exit_code_status(3).as_bytes()).unwrap(), 3);
+        assert_eq!(
+            decode_exit(v4, exit_code_status(255).as_bytes()).unwrap(),
+            255
+        );
+        // client-go's order of fields, with kind and code.
+        let status = r#" {"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: error executing command [sh -c exit 7], exit code 7","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"7"}]},"code":500}
+"#;
+        assert_eq!(decode_exit(v4, status.as_bytes()).unwrap(), 7);
+        match decode_exit(
+            v4,
+            failure_status("InternalError", "no \"such\" file \u{e9}", None).as_bytes(),
+        ) {
+            Err(ClientError::Failed { reason, message }) => {
+                assert_eq!(reason.as_deref(), Some("InternalError"));
+                assert_eq!(message, "no \"such\" file \u{e9}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decode_exit(v4, b"{\"status\":"),
+            Err(ClientError::Failed { .. })
+        ));
+        assert!(matches!(
+            decode_exit(
+                ExecProtocol::V2,
+                b"command terminated with non-zero exit code: 2"
+            ),
+            Err(ClientError::Failed { .. })
+        ));
+        assert_eq!(decode_exit(ExecProtocol::V3, b"").unwrap(), 0);
+    }
+
+    #[test]
+    fn json_values() {
+        assert_eq!(
+            Json::parse(r#"{"a":[1,-2.5e3,true,null,{}],"b":"\u00e9\ud83d\ude00\n"}"#),
+            Some(Json::Object(vec![
+                (
+                    "a".into(),
+                    Json::Array(vec![
+                        Json::Scalar,
+                        Json::Scalar,
+                        Json::Scalar,
+                        Json::Scalar,
+                        Json::Object(vec![])
+                    ])
+                ),
+                ("b".into(), Json::String("\u{e9}\u{1f600}\n".into())),
+            ]))
+        );
+        for bad in ["", "{", "[1,]", r#"{"a" 1}"#, "tru", "{} x", "\"\\x\""] {
+            assert_eq!(Json::parse(bad), None, "{bad}");
+        }
+        let deep = "[".repeat(1000);
+        assert_eq!(Json::parse(&deep), None);
     }
 }

@@ -1,0 +1,405 @@
+//! The client helpers of `spdy::k8s` (`exec_client`, `port_forward_client`)
+//! against its server helpers (`exec`, `port_forward`) inside a hyper
+//! HTTP/1.1 server on 127.0.0.1. The "commands" run in process, so that
+//! everything is deterministic.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use spdy::k8s::{self, ClientError, ExecProtocol, ExecRequest, ExecSession, PortForwardSession};
+use spdy::upgrade::UpgradeRequest;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+// ===== the server =====
+
+/// The `requestid` and `port` of each forwarded connection the server saw.
+type Seen = Arc<Mutex<Vec<(String, u16)>>>;
+
+async fn start_server() -> (SocketAddr, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen: Seen = Arc::default();
+    let server_seen = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = server_seen.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let seen = seen.clone();
+                    async move { Ok::<_, Infallible>(serve(req, seen)) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+    (addr, seen)
+}
+
+fn serve(mut req: Request<Incoming>, seen: Seen) -> Response<String> {
+    match req.uri().path() {
+        "/exec" => match k8s::exec(&mut req) {
+            Ok((response, upgrade)) => {
+                tokio::spawn(async move {
+                    if let Ok(session) = upgrade.session_within(WAIT).await {
+                        run(session).await;
+                    }
+                });
+                response
+            }
+            Err(refusal) => refusal,
+        },
+        "/portforward" => match k8s::port_forward(&mut req) {
+            Ok((response, session)) => {
+                tokio::spawn(forward_all(session, seen));
+                response
+            }
+            Err(refusal) => refusal,
+        },
+        _ => {
+            let mut response = Response::new(String::new());
+            *response.status_mut() = StatusCode::NOT_FOUND;
+            response
+        }
+    }
+}
+
+/// The in-process "commands":
+/// - `echo CODE`: stdin back on stdout, `to stderr\n` on stderr, exit CODE;
+/// - `sizes`: each terminal size as `WxH\n` on stdout, exit 0 at the end
+///   of the resize stream;
+/// - anything else: fails as a command that cannot run.
+async fn run(mut session: ExecSession) {
+    let command = session.request.command.clone();
+    match command.first().map(String::as_str) {
+        Some("echo") => {
+            let code = command[1].parse().unwrap();
+            if let Some(stderr) = session.stderr.as_mut() {
+                stderr.write_all(b"to stderr\n").await.unwrap();
+            }
+            if let (Some(stdin), Some(stdout)) = (session.stdin.as_mut(), session.stdout.as_mut()) {
+                tokio::io::copy(stdin, stdout).await.unwrap();
+            }
+            session.finish(code).await.unwrap();
+        }
+        Some("sizes") => {
+            let mut resize = session.resize.take().unwrap();
+            let stdout = session.stdout.as_mut().unwrap();
+            while let Some((width, height)) = resize.next().await {
+                let line = format!("{width}x{height}\n");
+                stdout.write_all(line.as_bytes()).await.unwrap();
+            }
+            session.finish(0).await.unwrap();
+        }
+        _ => {
+            let message = format!("executable file not found: {command:?}");
+            session.fail("InternalError", &message).await.unwrap();
+        }
+    }
+}
+
+/// Forwards each connection to its port on 127.0.0.1.
+async fn forward_all(mut session: PortForwardSession, seen: Seen) {
+    while let Some(mut stream) = session.next().await {
+        seen.lock()
+            .unwrap()
+            .push((stream.request_id.clone(), stream.port));
+        tokio::spawn(async move {
+            match TcpStream::connect(("127.0.0.1", stream.port)).await {
+                Ok(mut tcp) => {
+                    let _ = tokio::io::copy_bidirectional(&mut tcp, &mut stream.data).await;
+                }
+                Err(e) => {
+                    let message = format!("error forwarding port {}: {e}", stream.port);
+                    let _ = stream.error.write_all(message.as_bytes()).await;
+                    let _ = stream
+                        .data
+                        .writer()
+                        .get_mut()
+                        .reset(spdy::RstStatus::Cancel);
+                }
+            }
+            let _ = stream.error.shutdown().await;
+        });
+    }
+}
+
+/// An echo service: each connection's bytes back, until its end.
+async fn start_echo() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = tcp.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+                let _ = w.shutdown().await;
+            });
+        }
+    });
+    port
+}
+
+// ===== helpers =====
+
+/// FNV-1a, 64 bits.
+fn fnv(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `len` deterministic pseudo-random bytes (xorshift from `seed`).
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+async fn read_all(mut r: impl AsyncRead + Unpin) -> Vec<u8> {
+    let mut out = Vec::new();
+    timeout(WAIT, r.read_to_end(&mut out))
+        .await
+        .expect("timed out reading")
+        .unwrap();
+    out
+}
+
+async fn exec(addr: SocketAddr, exec: &ExecRequest) -> Result<k8s::ExecClient, ClientError> {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let request = UpgradeRequest::post(&format!("/exec?{}", exec.to_query()))
+        .unwrap()
+        .host(&addr.to_string())
+        .unwrap();
+    timeout(WAIT, k8s::exec_client(tcp, request, exec))
+        .await
+        .expect("timed out opening the exec session")
+}
+
+fn command(args: &[&str]) -> ExecRequest {
+    ExecRequest {
+        command: args.iter().map(|a| a.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+// ===== exec =====
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_echoes_stdin_with_separate_stderr_and_exit_code() {
+    let (addr, _) = start_server().await;
+    let request = ExecRequest {
+        stdin: true,
+        stdout: true,
+        stderr: true,
+        ..command(&["echo", "3"])
+    };
+    let mut session = exec(addr, &request).await.unwrap();
+    assert_eq!(session.protocol, ExecProtocol::V4);
+    assert!(session.resize.is_none());
+    let input = pattern(1 << 20, 42);
+    let mut stdin = session.stdin.take().unwrap();
+    let sent = input.clone();
+    let feed = tokio::spawn(async move {
+        stdin.write_all(&sent).await.unwrap();
+        stdin.shutdown().await.unwrap();
+    });
+    let (out, err) = tokio::join!(
+        read_all(session.stdout.take().unwrap()),
+        read_all(session.stderr.take().unwrap())
+    );
+    timeout(WAIT, feed).await.unwrap().unwrap();
+    assert_eq!(out.len(), input.len());
+    assert_eq!(fnv(&out), fnv(&input), "stdout differs from stdin");
+    assert_eq!(err, b"to stderr\n");
+    let code = timeout(WAIT, session.wait()).await.unwrap().unwrap();
+    assert_eq!(code, 3);
+}
+
+#[tokio::test]
+async fn exec_success_and_failure() {
+    let (addr, _) = start_server().await;
+    // Exit code 0, no stdin: stdout ends at once.
+    let mut session = exec(
+        addr,
+        &ExecRequest {
+            stdout: true,
+            stderr: true,
+            ..command(&["echo", "0"])
+        },
+    )
+    .await
+    .unwrap();
+    assert!(session.stdin.is_none());
+    let (out, err) = tokio::join!(
+        read_all(session.stdout.take().unwrap()),
+        read_all(session.stderr.take().unwrap())
+    );
+    assert_eq!((out.len(), &err[..]), (0, &b"to stderr\n"[..]));
+    assert_eq!(timeout(WAIT, session.wait()).await.unwrap().unwrap(), 0);
+
+    // A command that cannot run: the Status's reason and message.
+    let mut session = exec(
+        addr,
+        &ExecRequest {
+            stdout: true,
+            ..command(&["no-such-command", "a b"])
+        },
+    )
+    .await
+    .unwrap();
+    assert!(read_all(session.stdout.take().unwrap()).await.is_empty());
+    match timeout(WAIT, session.wait()).await.unwrap() {
+        Err(ClientError::Failed { reason, message }) => {
+            assert_eq!(reason.as_deref(), Some("InternalError"));
+            assert_eq!(
+                message,
+                r#"executable file not found: ["no-such-command", "a b"]"#
+            );
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn exec_tty_sends_sizes_on_the_resize_stream() {
+    let (addr, _) = start_server().await;
+    let mut session = exec(
+        addr,
+        &ExecRequest {
+            stdout: true,
+            tty: true,
+            ..command(&["sizes"])
+        },
+    )
+    .await
+    .unwrap();
+    let mut resize = session.resize.take().expect("a resize stream with a tty");
+    resize.send(80, 24).await.unwrap();
+    resize.send(132, 43).await.unwrap();
+    resize.close().await.unwrap();
+    let out = read_all(session.stdout.take().unwrap()).await;
+    assert_eq!(out, b"80x24\n132x43\n");
+    assert_eq!(timeout(WAIT, session.wait()).await.unwrap().unwrap(), 0);
+}
+
+#[tokio::test]
+async fn exec_with_no_common_protocol_is_refused() {
+    let (addr, _) = start_server().await;
+    let exec = ExecRequest {
+        stdout: true,
+        ..command(&["echo", "0"])
+    };
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let request = UpgradeRequest::post(&format!("/exec?{}", exec.to_query()))
+        .unwrap()
+        .host(&addr.to_string())
+        .unwrap()
+        .header("x-stream-protocol-version", "v5.channel.k8s.io")
+        .unwrap();
+    let result = timeout(WAIT, k8s::exec_client(tcp, request, &exec))
+        .await
+        .unwrap();
+    match result {
+        Err(ClientError::Upgrade(e)) => {
+            let refused = e.refused().expect("a refusal");
+            assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        }
+        other => panic!("expected a 403, got {other:?}"),
+    }
+}
+
+// ===== port forward =====
+
+async fn port_forward(addr: SocketAddr) -> k8s::PortForwardClient {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let request = UpgradeRequest::post("/portforward")
+        .unwrap()
+        .host(&addr.to_string())
+        .unwrap();
+    timeout(WAIT, k8s::port_forward_client(tcp, request))
+        .await
+        .expect("timed out opening the port-forward session")
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_forward_five_parallel_connections() {
+    let (addr, seen) = start_server().await;
+    let echo = start_echo().await;
+    let session = Arc::new(port_forward(addr).await);
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..5u64 {
+        let session = session.clone();
+        tasks.spawn(async move {
+            let (data, error) = timeout(WAIT, session.forward(echo)).await.unwrap().unwrap();
+            let input = pattern(256 * 1024 + n as usize, n + 1);
+            let (reader, mut writer) = data.split();
+            let sent = input.clone();
+            let feed = async move {
+                writer.write_all(&sent).await.unwrap();
+                writer.shutdown().await.unwrap();
+            };
+            let (_, back, error) = tokio::join!(feed, read_all(reader), read_all(error));
+            assert_eq!(back.len(), input.len(), "connection {n}");
+            assert_eq!(fnv(&back), fnv(&input), "connection {n}: the bytes differ");
+            assert!(error.is_empty(), "connection {n}: {error:?}");
+        });
+    }
+    while let Some(result) = timeout(WAIT, tasks.join_next()).await.unwrap() {
+        result.unwrap();
+    }
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let expected: Vec<(String, u16)> = (0..5).map(|n| (n.to_string(), echo)).collect();
+    assert_eq!(seen, expected, "one requestid per connection, from 0");
+}
+
+#[tokio::test]
+async fn port_forward_failure_comes_on_the_error_stream() {
+    let (addr, _) = start_server().await;
+    // A port nothing listens on (bound, then released).
+    let closed = {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let session = port_forward(addr).await;
+    let (mut data, error) = timeout(WAIT, session.forward(closed))
+        .await
+        .unwrap()
+        .unwrap();
+    let message = String::from_utf8(read_all(error).await).unwrap();
+    assert!(
+        message.starts_with(&format!("error forwarding port {closed}")),
+        "{message}"
+    );
+    let mut buf = Vec::new();
+    let read = timeout(WAIT, data.read_to_end(&mut buf)).await.unwrap();
+    assert!(read.is_err(), "the data stream is reset: {read:?}");
+
+    // The session goes on: the next connection works.
+    let echo = start_echo().await;
+    let (mut data, _) = timeout(WAIT, session.forward(echo)).await.unwrap().unwrap();
+    data.write_all(b"ping").await.unwrap();
+    data.shutdown().await.unwrap();
+    assert_eq!(read_all(data).await, b"ping");
+}
