@@ -68,6 +68,11 @@ pub const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long [`ExecSession::finish`] waits for the client to hang up.
 pub const FINISH_LINGER: Duration = Duration::from_secs(5);
 
+/// Forwarded connections whose second stream has not arrived yet; beyond
+/// this, new ones are refused (a peer could otherwise open halves of pairs
+/// without end).
+pub const MAX_PENDING_FORWARDS: usize = 128;
+
 /// The exec (remote command) stream protocols this module speaks.
 ///
 /// `v5.channel.k8s.io` (the close signal on stdin) is not supported: a
@@ -397,11 +402,10 @@ impl ExecSession {
             // reading done): nothing to end then.
             let _ = send.finish();
         }
-        // Keep the session until the client hangs up (it does once it has
-        // read the error stream), at most FINISH_LINGER: dropping the last
-        // handle sends GOAWAY at once, and the driver may put it on the
-        // wire ahead of the data still queued above; spdystream stops
-        // reading at a GOAWAY, and the status would be lost.
+        // Keep the session (and its streams) until the client hangs up,
+        // at most FINISH_LINGER, as the kubelet does: dropping the streams
+        // now would reset with CANCEL those the client has not finished
+        // (stdin, typically) while it still reads the report.
         let handle = self.handle.clone();
         let _ = tokio::time::timeout(FINISH_LINGER, async move {
             while let Some(stream) = handle.accept().await {
@@ -587,6 +591,10 @@ impl PortForwardSession {
                 continue;
             };
             let kind = stream.headers.get("streamtype").cloned();
+            if !self.pending.contains_key(&id) && self.pending.len() >= MAX_PENDING_FORWARDS {
+                let _ = stream.refuse(RstStatus::RefusedStream);
+                continue;
+            }
             let pair = self.pending.entry(id.clone()).or_default();
             match kind.as_deref() {
                 Some(b"error") if pair.error.is_none() => {

@@ -32,10 +32,6 @@ pub struct WsIo<S> {
     message: Vec<u8>,
     offset: usize,
     eof: bool,
-    /// Messages were sent and not flushed yet: the SPDY connection driver
-    /// never flushes its socket, so every write flushes, and what a flush
-    /// could not finish is pushed on by the next read or write.
-    flush_pending: bool,
 }
 
 impl<S> WsIo<S> {
@@ -46,7 +42,6 @@ impl<S> WsIo<S> {
             message: Vec::new(),
             offset: 0,
             eof: false,
-            flush_pending: false,
         }
     }
 
@@ -67,34 +62,20 @@ fn to_io(e: tungstenite::Error) -> io::Error {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WsIo<S> {
-    /// Pushes on a pending flush; ready once nothing is left to flush.
-    fn poll_pending_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.flush_pending {
-            ready!(Pin::new(&mut self.ws).poll_flush(cx)).map_err(to_io)?;
-            self.flush_pending = false;
-        }
-        Poll::Ready(Ok(()))
-    }
-    /// Sends `message()` as one binary message once the WebSocket can take
-    /// it; flushes it as far as it can.
+    /// Queues `message()` as one binary message once the WebSocket can take
+    /// it. It goes out on `poll_flush` (the SPDY connection driver flushes
+    /// whenever its write queue drains).
     fn poll_send(
         &mut self,
         cx: &mut Context<'_>,
         message: impl FnOnce() -> Vec<u8>,
     ) -> Poll<io::Result<usize>> {
-        ready!(self.poll_pending_flush(cx))?;
         ready!(Pin::new(&mut self.ws).poll_ready(cx)).map_err(to_io)?;
         let message = message();
         let n = message.len();
         Pin::new(&mut self.ws)
             .start_send(Message::Binary(message))
             .map_err(to_io)?;
-        self.flush_pending = true;
-        // The message is taken: a flush that cannot finish now is pushed on
-        // later (its waker is registered).
-        if let Poll::Ready(Err(e)) = self.poll_pending_flush(cx) {
-            return Poll::Ready(Err(e));
-        }
         Poll::Ready(Ok(n))
     }
 }
@@ -106,9 +87,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for WsIo<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        if let Poll::Ready(Err(e)) = this.poll_pending_flush(cx) {
-            return Poll::Ready(Err(e));
-        }
         loop {
             if this.offset < this.message.len() {
                 let n = buf.remaining().min(this.message.len() - this.offset);
@@ -174,9 +152,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsIo<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        this.flush_pending = true;
-        this.poll_pending_flush(cx)
+        Pin::new(&mut self.get_mut().ws)
+            .poll_flush(cx)
+            .map_err(to_io)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
