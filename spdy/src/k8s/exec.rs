@@ -1,0 +1,456 @@
+//! The kubelet's side of `kubectl exec` over SPDY: negotiation, the
+//! stream set, the outcome report and terminal resizes.
+
+use std::io;
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response};
+use tokio::io::AsyncWriteExt;
+
+use super::query::{percent_decode, percent_encode};
+use super::status::{exit_code_status, failure_status, success_status};
+use super::{
+    compat_config, forbidden, offered_protocols, STREAM_CREATION_TIMEOUT, STREAM_PROTOCOL_HEADER,
+};
+use crate::io::{StreamReader, StreamWriter};
+use crate::proto::header_block::HeaderBlock;
+use crate::upgrade;
+use crate::{Handle, RecvStream, RstStatus, SendStream};
+
+/// How long [`ExecSession::finish`] waits for the client to hang up.
+pub const FINISH_LINGER: Duration = Duration::from_secs(5);
+
+/// The exec (remote command) stream protocols this module speaks.
+///
+/// `v5.channel.k8s.io` (the close signal on stdin) is not supported: a
+/// client offering it gets the next one it offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExecProtocol {
+    /// `v4.channel.k8s.io`: the exit status as a JSON `Status` on the error
+    /// stream.
+    V4,
+    /// `v3.channel.k8s.io`: adds the resize stream.
+    V3,
+    /// `v2.channel.k8s.io`: one stream per standard stream, plus error.
+    V2,
+    /// `channel.k8s.io`: the original protocol.
+    V1,
+}
+
+impl ExecProtocol {
+    /// Every supported protocol, most preferred first.
+    pub const ALL: [ExecProtocol; 4] = [
+        ExecProtocol::V4,
+        ExecProtocol::V3,
+        ExecProtocol::V2,
+        ExecProtocol::V1,
+    ];
+
+    /// The protocol's name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecProtocol::V4 => "v4.channel.k8s.io",
+            ExecProtocol::V3 => "v3.channel.k8s.io",
+            ExecProtocol::V2 => "v2.channel.k8s.io",
+            ExecProtocol::V1 => "channel.k8s.io",
+        }
+    }
+
+    /// The protocol named `name`, if supported.
+    pub fn from_name(name: &str) -> Option<ExecProtocol> {
+        ExecProtocol::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+
+    /// Whether the client opens a resize stream (with a TTY).
+    pub fn has_resize(self) -> bool {
+        matches!(self, ExecProtocol::V3 | ExecProtocol::V4)
+    }
+}
+
+/// What an exec request asks for, from its query string.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecRequest {
+    /// The command and its arguments (`command=` parameters, in order).
+    pub command: Vec<String>,
+    /// The container (`container=`), if named.
+    pub container: Option<String>,
+    /// The client opens a stdin stream.
+    pub stdin: bool,
+    /// The client opens a stdout stream.
+    pub stdout: bool,
+    /// The client opens a stderr stream.
+    pub stderr: bool,
+    /// A terminal is asked for (and, from v3 on, a resize stream opened).
+    pub tty: bool,
+}
+
+impl ExecRequest {
+    /// Decodes a query string (`command=ls&command=-l&stdout=true&...`).
+    pub fn from_query(query: &str) -> ExecRequest {
+        let mut request = ExecRequest::default();
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = percent_decode(value);
+            let flag = value == "true" || value == "1";
+            match &percent_decode(name)[..] {
+                "command" => request.command.push(value),
+                "container" => request.container = Some(value),
+                "stdin" | "input" => request.stdin = flag,
+                "stdout" | "output" => request.stdout = flag,
+                "stderr" | "error" => request.stderr = flag,
+                "tty" => request.tty = flag,
+                _ => {}
+            }
+        }
+        request
+    }
+}
+
+impl ExecRequest {
+    /// The query string for this request (`command=...&stdin=true&...`),
+    /// values percent-encoded: the inverse of [`from_query`](Self::from_query).
+    pub fn to_query(&self) -> String {
+        let mut parts: Vec<String> = self
+            .command
+            .iter()
+            .map(|c| format!("command={}", percent_encode(c)))
+            .collect();
+        if let Some(container) = &self.container {
+            parts.push(format!("container={}", percent_encode(container)));
+        }
+        for (name, on) in [
+            ("stdin", self.stdin),
+            ("stdout", self.stdout),
+            ("stderr", self.stderr),
+            ("tty", self.tty),
+        ] {
+            if on {
+                parts.push(format!("{name}=true"));
+            }
+        }
+        parts.join("&")
+    }
+}
+
+/// An exec request upgraded to SPDY/3.1, waiting for the client's streams.
+/// From [`exec`].
+#[derive(Debug)]
+pub struct ExecUpgrade {
+    /// The negotiated protocol.
+    pub protocol: ExecProtocol,
+    /// The request's parameters.
+    pub request: ExecRequest,
+    handle: Handle,
+}
+
+/// Takes an exec request (`POST .../exec?command=...`) from a hyper
+/// HTTP/1.1 server (served `with_upgrades()`).
+///
+/// Without the upgrade headers the answer is 400; with no offered protocol
+/// in common, 403 with `X-Accepted-Stream-Protocol-Versions`; without any
+/// `X-Stream-Protocol-Version`, the original `channel.k8s.io`. Otherwise
+/// the 101 response to return (with the chosen protocol) and the upgrade.
+#[allow(clippy::result_large_err)]
+pub fn exec<B, R>(request: &mut Request<B>) -> Result<(Response<R>, ExecUpgrade), Response<R>>
+where
+    R: From<String> + Default,
+{
+    upgrade::check_request(request).map_err(|r| r.into_response())?;
+    let offered = offered_protocols(request);
+    let protocol = if offered.is_empty() {
+        ExecProtocol::V1
+    } else {
+        match offered.iter().find_map(|p| ExecProtocol::from_name(p)) {
+            Some(protocol) => protocol,
+            None => {
+                let names: Vec<&str> = ExecProtocol::ALL.iter().map(|p| p.as_str()).collect();
+                return Err(forbidden(&offered, &names.join(",")));
+            }
+        }
+    };
+    let exec_request = ExecRequest::from_query(request.uri().query().unwrap_or(""));
+    let mut server = upgrade::accept(request).map_err(|r| r.into_response())?;
+    if !offered.is_empty() {
+        server = server.header(
+            STREAM_PROTOCOL_HEADER,
+            HeaderValue::from_static(protocol.as_str()),
+        );
+    }
+    let (response, handle) = server.config(compat_config()).spawn();
+    Ok((
+        response,
+        ExecUpgrade {
+            protocol,
+            request: exec_request,
+            handle,
+        },
+    ))
+}
+
+impl ExecUpgrade {
+    /// The session's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Waits (at most [`STREAM_CREATION_TIMEOUT`]) for the streams the
+    /// request announced, in any order, and replies to each as it comes.
+    pub async fn session(self) -> io::Result<ExecSession> {
+        self.session_within(STREAM_CREATION_TIMEOUT).await
+    }
+
+    /// [`session`](Self::session) with another timeout.
+    pub async fn session_within(self, timeout: Duration) -> io::Result<ExecSession> {
+        let ExecUpgrade {
+            protocol,
+            request,
+            handle,
+        } = self;
+        let expect_resize = request.tty && protocol.has_resize();
+        let mut error = None;
+        let mut stdin = None;
+        let mut stdout = None;
+        let mut stderr = None;
+        let mut resize = None;
+        let complete = |error: &Option<_>,
+                        stdin: &Option<_>,
+                        stdout: &Option<_>,
+                        stderr: &Option<_>,
+                        resize: &Option<_>| {
+            error.is_some()
+                && (stdin.is_some() || !request.stdin)
+                && (stdout.is_some() || !request.stdout)
+                && (stderr.is_some() || !request.stderr)
+                && (resize.is_some() || !expect_resize)
+        };
+        let collect = async {
+            while !complete(&error, &stdin, &stdout, &stderr, &resize) {
+                let Some(stream) = handle.accept().await else {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the client went away before opening its streams",
+                    ));
+                };
+                let kind = stream.headers.get("streamtype").cloned();
+                let reply = HeaderBlock::new();
+                match kind.as_deref() {
+                    Some(b"error") if error.is_none() => {
+                        error = Some(StreamWriter::new(stream.reply(reply, false)?.0));
+                    }
+                    // Our side of stdin stays open until the end: client-go
+                    // takes its end as "the command is done" and closes
+                    // stdin at once, cutting off what it was still sending.
+                    Some(b"stdin") if stdin.is_none() => {
+                        let (send, recv) = stream.reply(reply, false)?;
+                        stdin = Some((StreamReader::new(recv), send));
+                    }
+                    Some(b"stdout") if stdout.is_none() => {
+                        stdout = Some(StreamWriter::new(stream.reply(reply, false)?.0));
+                    }
+                    Some(b"stderr") if stderr.is_none() => {
+                        stderr = Some(StreamWriter::new(stream.reply(reply, false)?.0));
+                    }
+                    Some(b"resize") if resize.is_none() => {
+                        resize = Some(Resize::new(stream.reply(reply, true)?.1));
+                    }
+                    _ => stream.refuse(RstStatus::RefusedStream)?,
+                }
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(timeout, collect).await {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "timed out waiting for the client's streams",
+                ))
+            }
+        }
+        let (stdin, stdin_send) = stdin.unzip();
+        // The collection loop only ends with every expected stream, the
+        // error stream always among them.
+        let Some(error) = error else {
+            return Err(io::Error::other("the client opened no error stream"));
+        };
+        Ok(ExecSession {
+            protocol,
+            request,
+            stdin,
+            stdin_send,
+            stdout,
+            stderr,
+            resize,
+            error,
+            handle,
+        })
+    }
+}
+
+/// The streams of an exec session, replied to and ready.
+#[derive(Debug)]
+pub struct ExecSession {
+    /// The negotiated protocol.
+    pub protocol: ExecProtocol,
+    /// The request's parameters.
+    pub request: ExecRequest,
+    /// The command's input (ends at the client's FIN), if asked for.
+    pub stdin: Option<StreamReader>,
+    /// The command's output, if asked for.
+    pub stdout: Option<StreamWriter>,
+    /// The command's error output, if asked for.
+    pub stderr: Option<StreamWriter>,
+    /// Terminal size changes, with a TTY (v3 and v4).
+    pub resize: Option<Resize>,
+    /// The error stream: [`finish`](Self::finish) writes the outcome on it.
+    pub error: StreamWriter,
+    /// Our side of stdin, ended by `finish`.
+    stdin_send: Option<SendStream>,
+    handle: Handle,
+}
+
+impl ExecSession {
+    /// The session's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Ends the session with the command's exit code: ends stdout and
+    /// stderr, reports the outcome on the error stream (v4: a `Status`,
+    /// success for 0 and `NonZeroExitCode` otherwise; older protocols: a
+    /// message for a non-zero code, nothing for 0), ends it and our side of
+    /// stdin, then waits (at most [`FINISH_LINGER`]) for the client to hang
+    /// up before the session goes away.
+    pub async fn finish(self, exit_code: i32) -> io::Result<()> {
+        let report = match (self.protocol, exit_code) {
+            (ExecProtocol::V4, 0) => success_status(),
+            (ExecProtocol::V4, code) => exit_code_status(code),
+            (_, 0) => String::new(),
+            (_, code) => format!("command terminated with non-zero exit code: {code}"),
+        };
+        self.finish_with(report).await
+    }
+
+    /// Ends the session with a failure that is not an exit code (the
+    /// command could not run, say): v4 reports a `Status` with `reason`
+    /// and `message`, older protocols the message.
+    pub async fn fail(self, reason: &str, message: &str) -> io::Result<()> {
+        let report = match self.protocol {
+            ExecProtocol::V4 => failure_status(reason, message, None),
+            _ => message.to_owned(),
+        };
+        self.finish_with(report).await
+    }
+
+    async fn finish_with(mut self, report: String) -> io::Result<()> {
+        // The standard streams end first: the client reads them to their
+        // end before it looks at the error stream.
+        for stream in [self.stdout.as_mut(), self.stderr.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            stream.shutdown().await?;
+        }
+        if !report.is_empty() {
+            self.error.write_all(report.as_bytes()).await?;
+        }
+        self.error.shutdown().await?;
+        if let Some(mut send) = self.stdin_send.take() {
+            // The peer may have reset stdin already (its FIN and our
+            // reading done): nothing to end then.
+            let _ = send.finish();
+        }
+        // Keep the session (and its streams) until the client hangs up,
+        // at most FINISH_LINGER, as the kubelet does: dropping the streams
+        // now would reset with CANCEL those the client has not finished
+        // (stdin, typically) while it still reads the report.
+        let handle = self.handle.clone();
+        let _ = tokio::time::timeout(FINISH_LINGER, async move {
+            while let Some(stream) = handle.accept().await {
+                let _ = stream.refuse(RstStatus::RefusedStream);
+            }
+        })
+        .await;
+        Ok(())
+    }
+}
+
+/// The resize stream: terminal sizes, as the client sends them
+/// (`{"Width":80,"Height":24}` objects, one after another).
+#[derive(Debug)]
+pub struct Resize {
+    recv: RecvStream,
+    buffer: Vec<u8>,
+}
+
+/// The largest resize message kept while waiting for its end.
+const MAX_RESIZE_MESSAGE: usize = 4096;
+
+impl Resize {
+    fn new(recv: RecvStream) -> Resize {
+        Resize {
+            recv,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The next size as `(width, height)`; `None` at the stream's end (or
+    /// on a stream error, or a message that is not a size).
+    pub async fn next(&mut self) -> Option<(u16, u16)> {
+        loop {
+            if let Some(end) = self.buffer.iter().position(|&b| b == b'}') {
+                let message: Vec<u8> = self.buffer.drain(..=end).collect();
+                let text = String::from_utf8_lossy(&message);
+                return Some((json_number(&text, "Width")?, json_number(&text, "Height")?));
+            }
+            if self.buffer.len() > MAX_RESIZE_MESSAGE {
+                return None;
+            }
+            let data = self.recv.data().await?.ok()?;
+            self.buffer.extend_from_slice(&data);
+        }
+    }
+}
+
+/// The unsigned number of `"key":` in a flat JSON object.
+fn json_number(text: &str, key: &str) -> Option<u16> {
+    let start = text.find(&format!("\"{key}\""))? + key.len() + 2;
+    let rest = text[start..].trim_start().strip_prefix(':')?.trim_start();
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query() {
+        let r = ExecRequest::from_query(
+            "command=sh&command=-c&command=echo+a%20b&container=c1&stdin=true&stdout=true&stderr=false&tty=1",
+        );
+        assert_eq!(r.command, ["sh", "-c", "echo a b"]);
+        assert_eq!(r.container.as_deref(), Some("c1"));
+        assert!(r.stdin && r.stdout && !r.stderr && r.tty);
+    }
+
+    #[test]
+    fn resize_numbers() {
+        let t = r#"{"Width":120,"Height": 40}"#;
+        assert_eq!(json_number(t, "Width"), Some(120));
+        assert_eq!(json_number(t, "Height"), Some(40));
+    }
+
+    #[test]
+    fn query_round_trip() {
+        let r = ExecRequest {
+            command: vec!["sh".into(), "-c".into(), "echo a&b=c %".into()],
+            container: Some("c 1".into()),
+            stdin: true,
+            stdout: true,
+            stderr: false,
+            tty: true,
+        };
+        assert_eq!(ExecRequest::from_query(&r.to_query()), r);
+    }
+}

@@ -1,0 +1,206 @@
+//! Server helpers for Kubernetes streaming over SPDY/3.1: the kubelet's
+//! side of `kubectl exec` (the `channel.k8s.io` protocols, up to
+//! `v4.channel.k8s.io`) and of `kubectl port-forward`
+//! (`portforward.k8s.io`).
+//!
+//! Both start inside a hyper HTTP/1.1 server served `with_upgrades()`:
+//! [`exec`] / [`port_forward`] check the request, negotiate the
+//! `X-Stream-Protocol-Version` and give the response to return (101, or the
+//! refusal), with the session. The session runs with
+//! [`Config::with_peer_flow_control(false)`](crate::Config::with_peer_flow_control):
+//! Kubernetes' SPDY implementation (spdystream) does no flow control.
+//!
+//! kubectl's default port-forward path (since 1.31) carries SPDY/3.1 inside
+//! WebSocket binary messages (`Sec-WebSocket-Protocol:
+//! SPDY/3.1+portforward.k8s.io`): route requests for which
+//! [`is_websocket_upgrade`] holds to [`port_forward_websocket`], which gives
+//! the same [`PortForwardSession`] (over [`crate::ws::WsIo`]).
+//!
+//! The client side (`kubectl`'s) is here too: [`exec_client`] and
+//! [`port_forward_client`] upgrade a connected socket and open the streams
+//! as client-go does.
+//!
+//! ```no_run
+//! use http::{Request, Response};
+//! use hyper::body::Incoming;
+//! use tokio::io::AsyncWriteExt;
+//!
+//! fn handle(mut req: Request<Incoming>) -> Response<String> {
+//!     let (response, upgrade) = match spdy::k8s::exec(&mut req) {
+//!         Ok(accepted) => accepted,
+//!         Err(refusal) => return refusal,
+//!     };
+//!     tokio::spawn(async move {
+//!         let Ok(mut session) = upgrade.session().await else { return };
+//!         if let Some(stdout) = session.stdout.as_mut() {
+//!             let _ = stdout.write_all(b"hello\n").await;
+//!         }
+//!         let _ = session.finish(0).await;
+//!     });
+//!     response
+//! }
+//! ```
+
+use std::io;
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response, StatusCode};
+
+use crate::proto::header_block::HeaderBlock;
+use crate::upgrade;
+use crate::{Config, Handle, RecvStream, SendStream};
+
+mod exec;
+mod exec_client;
+mod port_forward;
+mod port_forward_client;
+mod query;
+mod status;
+mod websocket;
+
+pub use exec::{exec, ExecProtocol, ExecRequest, ExecSession, ExecUpgrade, Resize, FINISH_LINGER};
+pub use exec_client::{exec_client, ExecClient, ResizeSender};
+pub use port_forward::{port_forward, ForwardedStream, PortForwardSession, MAX_PENDING_FORWARDS};
+pub use port_forward_client::{port_forward_client, PortForwardClient};
+pub use status::{exit_code_status, failure_status, success_status};
+pub use websocket::{
+    is_websocket_upgrade, port_forward_websocket, PortForwardWebSocket,
+    PORT_FORWARD_WEBSOCKET_PROTOCOL,
+};
+
+/// The request header carrying the offered (and, in the 101, the chosen)
+/// stream protocol.
+pub const STREAM_PROTOCOL_HEADER: &str = "x-stream-protocol-version";
+/// The header of a 403 listing the protocols the server speaks.
+pub const ACCEPTED_PROTOCOLS_HEADER: &str = "x-accepted-stream-protocol-versions";
+/// The port-forward protocol.
+pub const PORT_FORWARD_PROTOCOL: &str = "portforward.k8s.io";
+/// How long the client has to open its exec streams after the upgrade
+/// (the kubelet's default).
+pub const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The protocols the client offers, in its order: every
+/// `X-Stream-Protocol-Version` header, each possibly a comma-separated
+/// list.
+pub fn offered_protocols<B>(request: &Request<B>) -> Vec<String> {
+    request
+        .headers()
+        .get_all(STREAM_PROTOCOL_HEADER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|p| p.trim().to_owned())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// The session configuration for Kubernetes peers: no flow control.
+pub(super) fn compat_config() -> Config {
+    Config::default().with_peer_flow_control(false)
+}
+
+/// 403: no protocol in common.
+pub(super) fn forbidden<R: From<String>>(offered: &[String], accepted: &str) -> Response<R> {
+    let body = format!(
+        "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server accepts {accepted}\n"
+    );
+    let mut response = Response::new(R::from(body));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    if let Ok(value) = HeaderValue::from_str(accepted) {
+        response
+            .headers_mut()
+            .insert(ACCEPTED_PROTOCOLS_HEADER, value);
+    }
+    response
+}
+
+/// How long the client helpers ([`exec_client`], [`port_forward_client`],
+/// [`PortForwardClient::forward`]) wait for the upgrade and for the replies
+/// to the streams they open (client-go's stream creation timeout).
+pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why a client helper failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The HTTP upgrade failed (a refusal, with its status and body, is
+    /// [`upgrade::UpgradeError::Refused`]).
+    #[error(transparent)]
+    Upgrade(#[from] upgrade::UpgradeError),
+    /// The server switched to a stream protocol we did not offer (or
+    /// named none where one is required).
+    #[error("the server chose the stream protocol {0:?}, which was not offered")]
+    Protocol(Option<String>),
+    /// A stream or the session failed (or timed out: kind `TimedOut`).
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The remote command could not run, or failed otherwise than with an
+    /// exit code (a v4 `Status` other than `Success` / `NonZeroExitCode`,
+    /// or the error text of an older protocol).
+    #[error("remote command failed: {message}")]
+    Failed {
+        /// The `Status`'s `reason` (v4), if any.
+        reason: Option<String>,
+        /// The message.
+        message: String,
+    },
+}
+
+impl From<crate::Error> for ClientError {
+    fn from(e: crate::Error) -> ClientError {
+        ClientError::Io(e.into())
+    }
+}
+
+/// The upgrade of the client helpers: the session (its connection spawned)
+/// and the protocol the server chose.
+pub(super) async fn client_upgrade<T>(
+    io: T,
+    request: upgrade::UpgradeRequest,
+) -> Result<(Handle, Option<String>), ClientError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (handle, connection, response) = tokio::time::timeout(
+        CLIENT_TIMEOUT,
+        upgrade::connect(io, request, compat_config()),
+    )
+    .await
+    .map_err(|_| timed_out("no answer to the upgrade request"))??;
+    tokio::spawn(connection);
+    let negotiated = response
+        .headers()
+        .get(STREAM_PROTOCOL_HEADER)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_owned());
+    Ok((handle, negotiated))
+}
+
+/// Opens a stream with `headers` and waits for its reply; then, with
+/// `end_ours`, ends our side of it (a stream we never write on). As
+/// client-go does: no FIN on the SYN_STREAM, an empty DATA with FIN after
+/// the reply.
+pub(super) async fn open_replied(
+    handle: &Handle,
+    headers: &[(&str, &str)],
+    end_ours: bool,
+) -> Result<(SendStream, RecvStream), ClientError> {
+    let block: HeaderBlock = headers
+        .iter()
+        .map(|&(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+    let (mut send, mut recv) = handle.open_stream(block, Default::default())?;
+    match tokio::time::timeout(CLIENT_TIMEOUT, recv.reply()).await {
+        Ok(reply) => {
+            reply?;
+        }
+        Err(_) => return Err(timed_out("no reply to a stream")),
+    }
+    if end_ours {
+        send.finish()?;
+    }
+    Ok((send, recv))
+}
+
+pub(super) fn timed_out(what: &str) -> ClientError {
+    ClientError::Io(io::Error::new(io::ErrorKind::TimedOut, what.to_owned()))
+}

@@ -1,0 +1,95 @@
+//! The client's side of `kubectl port-forward` over SPDY.
+
+use http::HeaderValue;
+
+use super::{
+    client_upgrade, open_replied, ClientError, PORT_FORWARD_PROTOCOL, STREAM_PROTOCOL_HEADER,
+};
+use crate::io::{StreamIo, StreamReader};
+use crate::upgrade;
+use crate::Handle;
+
+/// The client side of a port-forward session (`kubectl port-forward`),
+/// from [`port_forward_client`].
+#[derive(Debug)]
+pub struct PortForwardClient {
+    handle: Handle,
+    next_request_id: std::sync::atomic::AtomicU64,
+}
+
+/// Upgrades `io` (a connected TCP or TLS stream) for a port-forward
+/// request (`portforward.k8s.io`), as `kubectl port-forward` does with the
+/// SPDY upgrade; then [`PortForwardClient::forward`] opens connections.
+/// `request` is the upgrade request (method, target, `Host`, extra
+/// headers). The session runs without flow control towards the server, on
+/// a task spawned on the current tokio runtime; the upgrade is awaited at
+/// most [`CLIENT_TIMEOUT`].
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use spdy::upgrade::UpgradeRequest;
+///
+/// let request = UpgradeRequest::post("/api/v1/namespaces/default/pods/p/portforward")?
+///     .host("127.0.0.1:8001")?;
+/// let tcp = tokio::net::TcpStream::connect("127.0.0.1:8001").await?;
+/// let session = spdy::k8s::port_forward_client(tcp, request).await?;
+/// let (mut data, _error) = session.forward(80).await?;
+/// let mut local = tokio::net::TcpStream::connect("127.0.0.1:9090").await?;
+/// tokio::io::copy_bidirectional(&mut local, &mut data).await?;
+/// # Ok(()) }
+/// ```
+pub async fn port_forward_client<T>(
+    io: T,
+    request: impl Into<upgrade::UpgradeRequest>,
+) -> Result<PortForwardClient, ClientError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut request = request.into();
+    request.headers.remove(STREAM_PROTOCOL_HEADER);
+    request.headers.insert(
+        STREAM_PROTOCOL_HEADER,
+        HeaderValue::from_static(PORT_FORWARD_PROTOCOL),
+    );
+    let (handle, negotiated) = client_upgrade(io, request).await?;
+    if negotiated.as_deref() != Some(PORT_FORWARD_PROTOCOL) {
+        return Err(ClientError::Protocol(negotiated));
+    }
+    Ok(PortForwardClient {
+        handle,
+        next_request_id: std::sync::atomic::AtomicU64::new(0),
+    })
+}
+
+impl PortForwardClient {
+    /// The session's handle.
+    pub fn handle(&self) -> &Handle {
+        &self.handle
+    }
+
+    /// Opens one forwarded connection to `port`: its error stream (ended
+    /// on our side at once), then its data stream, each with `streamtype`,
+    /// `port` and a fresh `requestid` (0, 1, 2, ...), each after the
+    /// reply to the one before (at most [`CLIENT_TIMEOUT`] each). Gives the
+    /// connection's bytes (both ways; `shutdown` half-closes) and the error
+    /// stream, where the server reports a failure (say, nothing listens on
+    /// the port) as text before ending it. May be called from several
+    /// tasks at once.
+    pub async fn forward(&self, port: u16) -> Result<(StreamIo, StreamReader), ClientError> {
+        let id = self
+            .next_request_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            .to_string();
+        let port = port.to_string();
+        let headers = |kind| {
+            [
+                ("streamtype", kind),
+                ("port", &port[..]),
+                ("requestid", &id[..]),
+            ]
+        };
+        let (_, error) = open_replied(&self.handle, &headers("error"), true).await?;
+        let (send, recv) = open_replied(&self.handle, &headers("data"), false).await?;
+        Ok((StreamIo::new(send, recv), StreamReader::new(error)))
+    }
+}
