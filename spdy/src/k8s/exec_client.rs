@@ -50,7 +50,7 @@ const MAX_STATUS: usize = 1 << 20;
 /// on a task spawned on the current tokio runtime. The streams are opened
 /// in client-go's order (error, stdin, stdout, stderr, resize), each after
 /// the reply to the one before. The upgrade and each reply are awaited at
-/// most [`CLIENT_TIMEOUT`].
+/// most [`CLIENT_TIMEOUT`](super::CLIENT_TIMEOUT).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

@@ -23,7 +23,7 @@ pub struct PortForwardClient {
 /// `request` is the upgrade request (method, target, `Host`, extra
 /// headers). The session runs without flow control towards the server, on
 /// a task spawned on the current tokio runtime; the upgrade is awaited at
-/// most [`CLIENT_TIMEOUT`].
+/// most [`CLIENT_TIMEOUT`](super::CLIENT_TIMEOUT).
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -70,7 +70,7 @@ impl PortForwardClient {
     /// Opens one forwarded connection to `port`: its error stream (ended
     /// on our side at once), then its data stream, each with `streamtype`,
     /// `port` and a fresh `requestid` (0, 1, 2, ...), each after the
-    /// reply to the one before (at most [`CLIENT_TIMEOUT`] each). Gives the
+    /// reply to the one before (at most [`CLIENT_TIMEOUT`](super::CLIENT_TIMEOUT) each). Gives the
     /// connection's bytes (both ways; `shutdown` half-closes) and the error
     /// stream, where the server reports a failure (say, nothing listens on
     /// the port) as text before ending it. May be called from several

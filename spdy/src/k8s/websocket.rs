@@ -36,7 +36,7 @@ pub struct PortForwardWebSocket {
 /// WebSocket upgrade (version 13, with a key) offering that subprotocol,
 /// else the 101 response to return and the upgrade
 /// ([`PortForwardWebSocket::session`] gives the same
-/// [`PortForwardSession`] as [`port_forward`]).
+/// [`PortForwardSession`] as [`port_forward`](super::port_forward)).
 #[allow(clippy::result_large_err)]
 pub fn port_forward_websocket<B, R>(
     request: &mut Request<B>,
