@@ -185,24 +185,33 @@ impl UpgradeRequest {
         Ok(this)
     }
 
-    /// The request as it goes on the wire.
-    fn encode(&self) -> Result<Vec<u8>, UpgradeError> {
-        let target = self
-            .uri
+    /// The request target: path and query.
+    pub(crate) fn target(&self) -> &str {
+        self.uri
             .path_and_query()
             .map(|pq| pq.as_str())
             .filter(|pq| !pq.is_empty())
-            .unwrap_or("/");
-        let host = match self.headers.get(HOST) {
-            Some(host) => host.clone(),
+            .unwrap_or("/")
+    }
+
+    /// The `Host` header, or else the URI's authority.
+    pub(crate) fn host_value(&self) -> Result<HeaderValue, UpgradeError> {
+        match self.headers.get(HOST) {
+            Some(host) => Ok(host.clone()),
             None => {
                 let authority = self.uri.authority().ok_or_else(|| {
                     UpgradeError::InvalidRequest("no Host: give one, or an absolute URI".to_owned())
                 })?;
                 HeaderValue::from_str(authority.as_str())
-                    .map_err(|_| UpgradeError::InvalidRequest("invalid authority".to_owned()))?
+                    .map_err(|_| UpgradeError::InvalidRequest("invalid authority".to_owned()))
             }
-        };
+        }
+    }
+
+    /// The request as it goes on the wire.
+    fn encode(&self) -> Result<Vec<u8>, UpgradeError> {
+        let target = self.target();
+        let host = self.host_value()?;
         let mut out = Vec::with_capacity(256);
         out.extend_from_slice(self.method.as_str().as_bytes());
         out.push(b' ');

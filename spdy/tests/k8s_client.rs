@@ -3,9 +3,10 @@
 //! HTTP/1.1 server on 127.0.0.1. The "commands" run in process, so that
 //! everything is deterministic.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use http::{Request, Response, StatusCode};
@@ -51,6 +52,30 @@ async fn start_server() -> (SocketAddr, Seen) {
 
 fn serve(mut req: Request<Incoming>, seen: Seen) -> Response<String> {
     match req.uri().path() {
+        "/exec" if k8s::is_websocket_upgrade(&req) => match k8s::exec_websocket(&mut req) {
+            Ok((response, upgrade)) => {
+                tokio::spawn(async move {
+                    if let Ok(session) = upgrade.session_within(WAIT).await {
+                        run(session).await;
+                    }
+                });
+                response
+            }
+            Err(refusal) => refusal,
+        },
+        "/portforward" if k8s::is_websocket_upgrade(&req) => {
+            match k8s::port_forward_websocket(&mut req) {
+                Ok((response, upgrade)) => {
+                    tokio::spawn(async move {
+                        if let Ok(session) = upgrade.session().await {
+                            forward_all(session, seen).await;
+                        }
+                    });
+                    response
+                }
+                Err(refusal) => refusal,
+            }
+        }
         "/exec" => match k8s::exec(&mut req) {
             Ok((response, upgrade)) => {
                 tokio::spawn(async move {
@@ -95,6 +120,16 @@ async fn run(mut session: ExecSession) {
             }
             session.finish(code).await.unwrap();
         }
+        Some("drain") => {
+            // Reads stdin to its end and reports how that went.
+            let mut stdin = session.stdin.take().unwrap();
+            let mut input = Vec::new();
+            let outcome = stdin.read_to_end(&mut input).await.map_err(|e| e.kind());
+            if let Some(report) = drained().lock().unwrap().remove(&command[1]) {
+                let _ = report.send(outcome);
+            }
+            let _ = session.finish(0).await;
+        }
         Some("sizes") => {
             let mut resize = session.resize.take().unwrap();
             let stdout = session.stdout.as_mut().unwrap();
@@ -109,6 +144,15 @@ async fn run(mut session: ExecSession) {
             session.fail("InternalError", &message).await.unwrap();
         }
     }
+}
+
+/// Where the `drain` command reports what it read from stdin (bytes, or
+/// how it failed), by the name in its command line.
+type DrainReport = tokio::sync::oneshot::Sender<Result<usize, std::io::ErrorKind>>;
+
+fn drained() -> &'static Mutex<HashMap<String, DrainReport>> {
+    static DRAINED: OnceLock<Mutex<HashMap<String, DrainReport>>> = OnceLock::new();
+    DRAINED.get_or_init(Default::default)
 }
 
 /// Forwards each connection to its port on 127.0.0.1.
@@ -184,13 +228,57 @@ async fn read_all(mut r: impl AsyncRead + Unpin) -> Vec<u8> {
     out
 }
 
-async fn exec(addr: SocketAddr, exec: &ExecRequest) -> Result<k8s::ExecClient, ClientError> {
+/// How the client reaches the server: the SPDY/3.1 upgrade, or kubectl's
+/// default WebSocket path (`v5.channel.k8s.io` channels for exec, SPDY
+/// inside binary messages for port-forward).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Spdy,
+    WebSocket,
+}
+
+/// Runs the test `$name(Transport)` once per transport.
+macro_rules! over_both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn spdy() {
+                super::$name(super::Transport::Spdy).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn websocket() {
+                super::$name(super::Transport::WebSocket).await
+            }
+        }
+    )*};
+}
+
+over_both!(
+    exec_echoes_stdin_with_separate_stderr_and_exit_code,
+    exec_success_and_failure,
+    exec_tty_sends_sizes_on_the_resize_stream,
+    exec_client_gone_is_an_error_on_stdin,
+    port_forward_five_parallel_connections,
+    port_forward_failure_comes_on_the_error_stream,
+);
+
+async fn exec(
+    addr: SocketAddr,
+    exec: &ExecRequest,
+    transport: Transport,
+) -> Result<k8s::ExecClient, ClientError> {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let request = UpgradeRequest::post(&format!("/exec?{}", exec.to_query()))
         .unwrap()
         .host(&addr.to_string())
         .unwrap();
-    timeout(WAIT, k8s::exec_client(tcp, request, exec))
+    let session = async {
+        match transport {
+            Transport::Spdy => k8s::exec_client(tcp, request, exec).await,
+            Transport::WebSocket => k8s::exec_websocket_client(tcp, request, exec).await,
+        }
+    };
+    timeout(WAIT, session)
         .await
         .expect("timed out opening the exec session")
 }
@@ -204,8 +292,7 @@ fn command(args: &[&str]) -> ExecRequest {
 
 // ===== exec =====
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_echoes_stdin_with_separate_stderr_and_exit_code() {
+async fn exec_echoes_stdin_with_separate_stderr_and_exit_code(transport: Transport) {
     let (addr, _) = start_server().await;
     let request = ExecRequest {
         stdin: true,
@@ -213,8 +300,9 @@ async fn exec_echoes_stdin_with_separate_stderr_and_exit_code() {
         stderr: true,
         ..command(&["echo", "3"])
     };
-    let mut session = exec(addr, &request).await.unwrap();
-    assert_eq!(session.protocol, ExecProtocol::V4);
+    let mut session = exec(addr, &request, transport).await.unwrap();
+    assert_eq!(session.protocol, ExecProtocol::V5);
+    assert_eq!(session.handle().is_some(), transport == Transport::Spdy);
     assert!(session.resize.is_none());
     let input = pattern(1 << 20, 42);
     let mut stdin = session.stdin.take().unwrap();
@@ -235,8 +323,7 @@ async fn exec_echoes_stdin_with_separate_stderr_and_exit_code() {
     assert_eq!(code, 3);
 }
 
-#[tokio::test]
-async fn exec_success_and_failure() {
+async fn exec_success_and_failure(transport: Transport) {
     let (addr, _) = start_server().await;
     // Exit code 0, no stdin: stdout ends at once.
     let mut session = exec(
@@ -246,6 +333,7 @@ async fn exec_success_and_failure() {
             stderr: true,
             ..command(&["echo", "0"])
         },
+        transport,
     )
     .await
     .unwrap();
@@ -264,6 +352,7 @@ async fn exec_success_and_failure() {
             stdout: true,
             ..command(&["no-such-command", "a b"])
         },
+        transport,
     )
     .await
     .unwrap();
@@ -280,8 +369,7 @@ async fn exec_success_and_failure() {
     }
 }
 
-#[tokio::test]
-async fn exec_tty_sends_sizes_on_the_resize_stream() {
+async fn exec_tty_sends_sizes_on_the_resize_stream(transport: Transport) {
     let (addr, _) = start_server().await;
     let mut session = exec(
         addr,
@@ -290,6 +378,7 @@ async fn exec_tty_sends_sizes_on_the_resize_stream() {
             tty: true,
             ..command(&["sizes"])
         },
+        transport,
     )
     .await
     .unwrap();
@@ -300,6 +389,33 @@ async fn exec_tty_sends_sizes_on_the_resize_stream() {
     let out = read_all(session.stdout.take().unwrap()).await;
     assert_eq!(out, b"80x24\n132x43\n");
     assert_eq!(timeout(WAIT, session.wait()).await.unwrap().unwrap(), 0);
+}
+
+/// A client that goes away in the middle of stdin: the command reads an
+/// error, not a clean end of its input.
+async fn exec_client_gone_is_an_error_on_stdin(transport: Transport) {
+    let (addr, _) = start_server().await;
+    let name = format!("gone-{transport:?}");
+    let (report, outcome) = tokio::sync::oneshot::channel();
+    drained().lock().unwrap().insert(name.clone(), report);
+    let mut session = exec(
+        addr,
+        &ExecRequest {
+            stdin: true,
+            stdout: true,
+            ..command(&["drain", &name])
+        },
+        transport,
+    )
+    .await
+    .unwrap();
+    let mut stdin = session.stdin.take().unwrap();
+    stdin.write_all(&pattern(100_000, 7)).await.unwrap();
+    stdin.flush().await.unwrap();
+    drop(stdin);
+    drop(session);
+    let outcome = timeout(WAIT, outcome).await.unwrap().unwrap();
+    assert!(outcome.is_err(), "stdin cut short read as {outcome:?}");
 }
 
 #[tokio::test]
@@ -314,7 +430,7 @@ async fn exec_with_no_common_protocol_is_refused() {
         .unwrap()
         .host(&addr.to_string())
         .unwrap()
-        .header("x-stream-protocol-version", "v5.channel.k8s.io")
+        .header("x-stream-protocol-version", "v9.channel.k8s.io")
         .unwrap();
     let result = timeout(WAIT, k8s::exec_client(tcp, request, &exec))
         .await
@@ -330,23 +446,28 @@ async fn exec_with_no_common_protocol_is_refused() {
 
 // ===== port forward =====
 
-async fn port_forward(addr: SocketAddr) -> k8s::PortForwardClient {
+async fn port_forward(addr: SocketAddr, transport: Transport) -> k8s::PortForwardClient {
     let tcp = TcpStream::connect(addr).await.unwrap();
     let request = UpgradeRequest::post("/portforward")
         .unwrap()
         .host(&addr.to_string())
         .unwrap();
-    timeout(WAIT, k8s::port_forward_client(tcp, request))
+    let session = async {
+        match transport {
+            Transport::Spdy => k8s::port_forward_client(tcp, request).await,
+            Transport::WebSocket => k8s::port_forward_websocket_client(tcp, request).await,
+        }
+    };
+    timeout(WAIT, session)
         .await
         .expect("timed out opening the port-forward session")
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn port_forward_five_parallel_connections() {
+async fn port_forward_five_parallel_connections(transport: Transport) {
     let (addr, seen) = start_server().await;
     let echo = start_echo().await;
-    let session = Arc::new(port_forward(addr).await);
+    let session = Arc::new(port_forward(addr, transport).await);
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..5u64 {
         let session = session.clone();
@@ -374,15 +495,14 @@ async fn port_forward_five_parallel_connections() {
     assert_eq!(seen, expected, "one requestid per connection, from 0");
 }
 
-#[tokio::test]
-async fn port_forward_failure_comes_on_the_error_stream() {
+async fn port_forward_failure_comes_on_the_error_stream(transport: Transport) {
     let (addr, _) = start_server().await;
     // A port nothing listens on (bound, then released).
     let closed = {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         listener.local_addr().unwrap().port()
     };
-    let session = port_forward(addr).await;
+    let session = port_forward(addr, transport).await;
     let (mut data, error) = timeout(WAIT, session.forward(closed))
         .await
         .unwrap()

@@ -1,31 +1,35 @@
-//! The kubelet's side of `kubectl exec` over SPDY: negotiation, the
-//! stream set, the outcome report and terminal resizes.
+//! The kubelet's side of `kubectl exec`, over SPDY or a WebSocket:
+//! negotiation, the stream set, the outcome report and terminal resizes.
 
 use std::io;
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::channels::{self, Connection, Side, EXEC_WEBSOCKET_PROTOCOL};
 use super::query::{percent_decode, percent_encode};
 use super::status::{exit_code_status, failure_status, success_status};
+use super::websocket;
 use super::{
     compat_config, forbidden, offered_protocols, STREAM_CREATION_TIMEOUT, STREAM_PROTOCOL_HEADER,
 };
+use super::{ChannelReader, ChannelWriter};
 use crate::io::{StreamReader, StreamWriter};
 use crate::proto::header_block::HeaderBlock;
 use crate::upgrade;
-use crate::{Handle, RecvStream, RstStatus, SendStream};
+use crate::{Handle, RstStatus, SendStream};
 
 /// How long [`ExecSession::finish`] waits for the client to hang up.
 pub const FINISH_LINGER: Duration = Duration::from_secs(5);
 
 /// The exec (remote command) stream protocols this module speaks.
-///
-/// `v5.channel.k8s.io` (the close signal on stdin) is not supported: a
-/// client offering it gets the next one it offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ExecProtocol {
+    /// `v5.channel.k8s.io`: over a WebSocket, adds a close signal so that
+    /// stdin can end on its own; over SPDY (where a stream's end does
+    /// that), the same as v4.
+    V5,
     /// `v4.channel.k8s.io`: the exit status as a JSON `Status` on the error
     /// stream.
     V4,
@@ -39,7 +43,8 @@ pub enum ExecProtocol {
 
 impl ExecProtocol {
     /// Every supported protocol, most preferred first.
-    pub const ALL: [ExecProtocol; 4] = [
+    pub const ALL: [ExecProtocol; 5] = [
+        ExecProtocol::V5,
         ExecProtocol::V4,
         ExecProtocol::V3,
         ExecProtocol::V2,
@@ -49,6 +54,7 @@ impl ExecProtocol {
     /// The protocol's name on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
+            ExecProtocol::V5 => "v5.channel.k8s.io",
             ExecProtocol::V4 => "v4.channel.k8s.io",
             ExecProtocol::V3 => "v3.channel.k8s.io",
             ExecProtocol::V2 => "v2.channel.k8s.io",
@@ -63,7 +69,13 @@ impl ExecProtocol {
 
     /// Whether the client opens a resize stream (with a TTY).
     pub fn has_resize(self) -> bool {
-        matches!(self, ExecProtocol::V3 | ExecProtocol::V4)
+        !matches!(self, ExecProtocol::V2 | ExecProtocol::V1)
+    }
+
+    /// Whether the outcome is reported as a JSON `Status` (v4 on), rather
+    /// than as a message for failures only.
+    pub fn reports_status(self) -> bool {
+        matches!(self, ExecProtocol::V5 | ExecProtocol::V4)
     }
 }
 
@@ -132,15 +144,22 @@ impl ExecRequest {
     }
 }
 
-/// An exec request upgraded to SPDY/3.1, waiting for the client's streams.
-/// From [`exec`].
+/// An exec request upgraded (to SPDY/3.1, or to a `v5.channel.k8s.io`
+/// WebSocket), waiting for the client's streams. From [`exec`] or
+/// [`exec_websocket`].
 #[derive(Debug)]
 pub struct ExecUpgrade {
     /// The negotiated protocol.
     pub protocol: ExecProtocol,
     /// The request's parameters.
     pub request: ExecRequest,
-    handle: Handle,
+    transport: UpgradeTransport,
+}
+
+#[derive(Debug)]
+enum UpgradeTransport {
+    Spdy(Handle),
+    WebSocket(hyper::upgrade::OnUpgrade),
 }
 
 /// Takes an exec request (`POST .../exec?command=...`) from a hyper
@@ -150,6 +169,10 @@ pub struct ExecUpgrade {
 /// in common, 403 with `X-Accepted-Stream-Protocol-Versions`; without any
 /// `X-Stream-Protocol-Version`, the original `channel.k8s.io`. Otherwise
 /// the 101 response to return (with the chosen protocol) and the upgrade.
+///
+/// kubectl (since 1.30) first asks for a WebSocket instead: route requests
+/// for which [`is_websocket_upgrade`](super::is_websocket_upgrade) holds to
+/// [`exec_websocket`] (or refuse them, and kubectl falls back to this).
 #[allow(clippy::result_large_err)]
 pub fn exec<B, R>(request: &mut Request<B>) -> Result<(Response<R>, ExecUpgrade), Response<R>>
 where
@@ -182,19 +205,52 @@ where
         ExecUpgrade {
             protocol,
             request: exec_request,
-            handle,
+            transport: UpgradeTransport::Spdy(handle),
+        },
+    ))
+}
+
+/// Takes an exec request asking for a WebSocket with the
+/// `v5.channel.k8s.io` subprotocol (kubectl's default path since 1.30; a
+/// `GET`) from a hyper HTTP/1.1 server (served `with_upgrades()`): 400
+/// unless it is such a WebSocket upgrade, else the 101 response to return
+/// and the upgrade, whose [`session`](ExecUpgrade::session) gives the same
+/// [`ExecSession`] as over SPDY.
+///
+/// Only v5 is served over a WebSocket: older WebSocket protocols cannot
+/// end stdin without ending everything, and client-go offers only v5.
+#[allow(clippy::result_large_err)]
+pub fn exec_websocket<B, R>(
+    request: &mut Request<B>,
+) -> Result<(Response<R>, ExecUpgrade), Response<R>>
+where
+    R: From<String> + Default,
+{
+    let exec_request = ExecRequest::from_query(request.uri().query().unwrap_or(""));
+    let (response, on_upgrade) = websocket::accept(request, EXEC_WEBSOCKET_PROTOCOL)?;
+    Ok((
+        response,
+        ExecUpgrade {
+            protocol: ExecProtocol::V5,
+            request: exec_request,
+            transport: UpgradeTransport::WebSocket(on_upgrade),
         },
     ))
 }
 
 impl ExecUpgrade {
-    /// The session's handle.
-    pub fn handle(&self) -> &Handle {
-        &self.handle
+    /// The SPDY session's handle (`None` over a WebSocket).
+    pub fn handle(&self) -> Option<&Handle> {
+        match &self.transport {
+            UpgradeTransport::Spdy(handle) => Some(handle),
+            UpgradeTransport::WebSocket(_) => None,
+        }
     }
 
     /// Waits (at most [`STREAM_CREATION_TIMEOUT`]) for the streams the
-    /// request announced, in any order, and replies to each as it comes.
+    /// request announced, in any order, and replies to each as it comes
+    /// (over a WebSocket: for the upgrade to complete; its channels exist
+    /// from the start).
     pub async fn session(self) -> io::Result<ExecSession> {
         self.session_within(STREAM_CREATION_TIMEOUT).await
     }
@@ -204,140 +260,195 @@ impl ExecUpgrade {
         let ExecUpgrade {
             protocol,
             request,
-            handle,
+            transport,
         } = self;
-        let expect_resize = request.tty && protocol.has_resize();
-        let mut error = None;
-        let mut stdin = None;
-        let mut stdout = None;
-        let mut stderr = None;
-        let mut resize = None;
-        let complete = |error: &Option<_>,
-                        stdin: &Option<_>,
-                        stdout: &Option<_>,
-                        stderr: &Option<_>,
-                        resize: &Option<_>| {
-            error.is_some()
-                && (stdin.is_some() || !request.stdin)
-                && (stdout.is_some() || !request.stdout)
-                && (stderr.is_some() || !request.stderr)
-                && (resize.is_some() || !expect_resize)
+        let in_time = |result| match result {
+            Ok(result) => result,
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "timed out waiting for the client's streams",
+            )),
         };
-        let collect = async {
-            while !complete(&error, &stdin, &stdout, &stderr, &resize) {
-                let Some(stream) = handle.accept().await else {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the client went away before opening its streams",
-                    ));
-                };
-                let kind = stream.headers.get("streamtype").cloned();
-                let reply = HeaderBlock::new();
-                match kind.as_deref() {
-                    Some(b"error") if error.is_none() => {
-                        error = Some(StreamWriter::new(stream.reply(reply, false)?.0));
-                    }
-                    // Our side of stdin stays open until the end: client-go
-                    // takes its end as "the command is done" and closes
-                    // stdin at once, cutting off what it was still sending.
-                    Some(b"stdin") if stdin.is_none() => {
-                        let (send, recv) = stream.reply(reply, false)?;
-                        stdin = Some((StreamReader::new(recv), send));
-                    }
-                    Some(b"stdout") if stdout.is_none() => {
-                        stdout = Some(StreamWriter::new(stream.reply(reply, false)?.0));
-                    }
-                    Some(b"stderr") if stderr.is_none() => {
-                        stderr = Some(StreamWriter::new(stream.reply(reply, false)?.0));
-                    }
-                    Some(b"resize") if resize.is_none() => {
-                        resize = Some(Resize::new(stream.reply(reply, true)?.1));
-                    }
-                    _ => stream.refuse(RstStatus::RefusedStream)?,
-                }
-            }
-            Ok(())
-        };
-        match tokio::time::timeout(timeout, collect).await {
-            Ok(result) => result?,
-            Err(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "timed out waiting for the client's streams",
-                ))
-            }
+        match transport {
+            UpgradeTransport::Spdy(handle) => in_time(
+                tokio::time::timeout(timeout, spdy_streams(protocol, request, handle)).await,
+            ),
+            UpgradeTransport::WebSocket(on_upgrade) => in_time(
+                tokio::time::timeout(timeout, websocket_channels(request, on_upgrade)).await,
+            ),
         }
-        let (stdin, stdin_send) = stdin.unzip();
-        // The collection loop only ends with every expected stream, the
-        // error stream always among them.
-        let Some(error) = error else {
-            return Err(io::Error::other("the client opened no error stream"));
-        };
-        Ok(ExecSession {
-            protocol,
-            request,
-            stdin,
-            stdin_send,
-            stdout,
-            stderr,
-            resize,
-            error,
-            handle,
-        })
     }
 }
 
-/// The streams of an exec session, replied to and ready.
+/// Takes the SPDY streams the request announced, replying to each.
+async fn spdy_streams(
+    protocol: ExecProtocol,
+    request: ExecRequest,
+    handle: Handle,
+) -> io::Result<ExecSession> {
+    let expect_resize = request.tty && protocol.has_resize();
+    let mut error = None;
+    let mut stdin = None;
+    let mut stdout = None;
+    let mut stderr = None;
+    let mut resize = None;
+    loop {
+        let complete = error.is_some()
+            && (stdin.is_some() || !request.stdin)
+            && (stdout.is_some() || !request.stdout)
+            && (stderr.is_some() || !request.stderr)
+            && (resize.is_some() || !expect_resize);
+        if complete {
+            break;
+        }
+        let Some(stream) = handle.accept().await else {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the client went away before opening its streams",
+            ));
+        };
+        let kind = stream.headers.get("streamtype").cloned();
+        let reply = HeaderBlock::new();
+        let writer = |send| ChannelWriter::from(StreamWriter::new(send));
+        match kind.as_deref() {
+            Some(b"error") if error.is_none() => {
+                error = Some(writer(stream.reply(reply, false)?.0));
+            }
+            // Our side of stdin stays open until the end: client-go takes
+            // its end as "the command is done" and closes stdin at once,
+            // cutting off what it was still sending.
+            Some(b"stdin") if stdin.is_none() => {
+                let (send, recv) = stream.reply(reply, false)?;
+                stdin = Some((ChannelReader::from(StreamReader::new(recv)), send));
+            }
+            Some(b"stdout") if stdout.is_none() => {
+                stdout = Some(writer(stream.reply(reply, false)?.0));
+            }
+            Some(b"stderr") if stderr.is_none() => {
+                stderr = Some(writer(stream.reply(reply, false)?.0));
+            }
+            Some(b"resize") if resize.is_none() => {
+                let recv = stream.reply(reply, true)?.1;
+                resize = Some(Resize::new(StreamReader::new(recv).into()));
+            }
+            _ => stream.refuse(RstStatus::RefusedStream)?,
+        }
+    }
+    let (stdin, stdin_send) = stdin.unzip();
+    // The loop only ends with every expected stream, the error stream
+    // always among them.
+    let Some(error) = error else {
+        return Err(io::Error::other("the client opened no error stream"));
+    };
+    Ok(ExecSession {
+        protocol,
+        request,
+        stdin,
+        stdout,
+        stderr,
+        resize,
+        error,
+        transport: SessionTransport::Spdy { handle, stdin_send },
+    })
+}
+
+/// The channels of a v5 WebSocket, once hyper has sent the 101.
+async fn websocket_channels(
+    request: ExecRequest,
+    on_upgrade: hyper::upgrade::OnUpgrade,
+) -> io::Result<ExecSession> {
+    let ws = websocket::upgraded(on_upgrade, channels::websocket_config()).await?;
+    let mut inbound = vec![];
+    if request.stdin {
+        inbound.push(channels::STDIN);
+    }
+    if request.tty {
+        inbound.push(channels::RESIZE);
+    }
+    let mut connection = Connection::spawn(ws, Side::Server, &inbound);
+    let wanted = |on: bool, channel| on.then(|| ChannelWriter::from(connection.writer(channel)));
+    let stdout = wanted(request.stdout, channels::STDOUT);
+    let stderr = wanted(request.stderr, channels::STDERR);
+    let error = connection.writer(channels::ERROR).into();
+    Ok(ExecSession {
+        protocol: ExecProtocol::V5,
+        stdin: connection.reader(channels::STDIN).map(ChannelReader::from),
+        resize: connection
+            .reader(channels::RESIZE)
+            .map(|r| Resize::new(r.into())),
+        stdout,
+        stderr,
+        error,
+        request,
+        transport: SessionTransport::WebSocket(connection),
+    })
+}
+
+/// The streams of an exec session, ready: the same over SPDY and over a
+/// WebSocket.
 #[derive(Debug)]
 pub struct ExecSession {
     /// The negotiated protocol.
     pub protocol: ExecProtocol,
     /// The request's parameters.
     pub request: ExecRequest,
-    /// The command's input (ends at the client's FIN), if asked for.
-    pub stdin: Option<StreamReader>,
+    /// The command's input (ends at the client's end of stdin), if asked
+    /// for.
+    pub stdin: Option<ChannelReader>,
     /// The command's output, if asked for.
-    pub stdout: Option<StreamWriter>,
+    pub stdout: Option<ChannelWriter>,
     /// The command's error output, if asked for.
-    pub stderr: Option<StreamWriter>,
-    /// Terminal size changes, with a TTY (v3 and v4).
+    pub stderr: Option<ChannelWriter>,
+    /// Terminal size changes, with a TTY (v3 and later).
     pub resize: Option<Resize>,
     /// The error stream: [`finish`](Self::finish) writes the outcome on it.
-    pub error: StreamWriter,
-    /// Our side of stdin, ended by `finish`.
-    stdin_send: Option<SendStream>,
-    handle: Handle,
+    pub error: ChannelWriter,
+    transport: SessionTransport,
+}
+
+#[derive(Debug)]
+enum SessionTransport {
+    Spdy {
+        handle: Handle,
+        /// Our side of stdin, ended by `finish`.
+        stdin_send: Option<SendStream>,
+    },
+    WebSocket(Connection),
 }
 
 impl ExecSession {
-    /// The session's handle.
-    pub fn handle(&self) -> &Handle {
-        &self.handle
+    /// The SPDY session's handle (`None` over a WebSocket).
+    pub fn handle(&self) -> Option<&Handle> {
+        match &self.transport {
+            SessionTransport::Spdy { handle, .. } => Some(handle),
+            SessionTransport::WebSocket(_) => None,
+        }
     }
 
     /// Ends the session with the command's exit code: ends stdout and
-    /// stderr, reports the outcome on the error stream (v4: a `Status`,
-    /// success for 0 and `NonZeroExitCode` otherwise; older protocols: a
-    /// message for a non-zero code, nothing for 0), ends it and our side of
-    /// stdin, then waits (at most [`FINISH_LINGER`]) for the client to hang
-    /// up before the session goes away.
+    /// stderr, reports the outcome on the error stream (v4 and v5: a
+    /// `Status`, success for 0 and `NonZeroExitCode` otherwise; older
+    /// protocols: a message for a non-zero code, nothing for 0), ends it
+    /// and our side of stdin (over a WebSocket: closes it normally), then
+    /// waits (at most [`FINISH_LINGER`]) for the client to hang up before
+    /// the session goes away.
     pub async fn finish(self, exit_code: i32) -> io::Result<()> {
-        let report = match (self.protocol, exit_code) {
-            (ExecProtocol::V4, 0) => success_status(),
-            (ExecProtocol::V4, code) => exit_code_status(code),
-            (_, 0) => String::new(),
-            (_, code) => format!("command terminated with non-zero exit code: {code}"),
+        let report = match (self.protocol.reports_status(), exit_code) {
+            (true, 0) => success_status(),
+            (true, code) => exit_code_status(code),
+            (false, 0) => String::new(),
+            (false, code) => format!("command terminated with non-zero exit code: {code}"),
         };
         self.finish_with(report).await
     }
 
     /// Ends the session with a failure that is not an exit code (the
-    /// command could not run, say): v4 reports a `Status` with `reason`
-    /// and `message`, older protocols the message.
+    /// command could not run, say): v4 and v5 report a `Status` with
+    /// `reason` and `message`, older protocols the message.
     pub async fn fail(self, reason: &str, message: &str) -> io::Result<()> {
-        let report = match self.protocol {
-            ExecProtocol::V4 => failure_status(reason, message, None),
-            _ => message.to_owned(),
+        let report = match self.protocol.reports_status() {
+            true => failure_status(reason, message, None),
+            false => message.to_owned(),
         };
         self.finish_with(report).await
     }
@@ -355,22 +466,29 @@ impl ExecSession {
             self.error.write_all(report.as_bytes()).await?;
         }
         self.error.shutdown().await?;
-        if let Some(mut send) = self.stdin_send.take() {
-            // The peer may have reset stdin already (its FIN and our
-            // reading done): nothing to end then.
-            let _ = send.finish();
-        }
-        // Keep the session (and its streams) until the client hangs up,
-        // at most FINISH_LINGER, as the kubelet does: dropping the streams
-        // now would reset with CANCEL those the client has not finished
-        // (stdin, typically) while it still reads the report.
-        let handle = self.handle.clone();
-        let _ = tokio::time::timeout(FINISH_LINGER, async move {
-            while let Some(stream) = handle.accept().await {
-                let _ = stream.refuse(RstStatus::RefusedStream);
+        match self.transport {
+            SessionTransport::Spdy { handle, stdin_send } => {
+                if let Some(mut send) = stdin_send {
+                    // The peer may have reset stdin already (its FIN and
+                    // our reading done): nothing to end then.
+                    let _ = send.finish();
+                }
+                // Keep the session (and its streams) until the client
+                // hangs up, at most FINISH_LINGER, as the kubelet does:
+                // dropping the streams now would reset with CANCEL those
+                // the client has not finished (stdin, typically) while it
+                // still reads the report.
+                let _ = tokio::time::timeout(FINISH_LINGER, async move {
+                    while let Some(stream) = handle.accept().await {
+                        let _ = stream.refuse(RstStatus::RefusedStream);
+                    }
+                })
+                .await;
             }
-        })
-        .await;
+            // The normal close ends every channel at the client, after
+            // what was written on them.
+            SessionTransport::WebSocket(connection) => connection.close(FINISH_LINGER).await,
+        }
         Ok(())
     }
 }
@@ -379,7 +497,7 @@ impl ExecSession {
 /// (`{"Width":80,"Height":24}` objects, one after another).
 #[derive(Debug)]
 pub struct Resize {
-    recv: RecvStream,
+    reader: ChannelReader,
     buffer: Vec<u8>,
 }
 
@@ -387,9 +505,9 @@ pub struct Resize {
 const MAX_RESIZE_MESSAGE: usize = 4096;
 
 impl Resize {
-    fn new(recv: RecvStream) -> Resize {
+    fn new(reader: ChannelReader) -> Resize {
         Resize {
-            recv,
+            reader,
             buffer: Vec::new(),
         }
     }
@@ -406,8 +524,11 @@ impl Resize {
             if self.buffer.len() > MAX_RESIZE_MESSAGE {
                 return None;
             }
-            let data = self.recv.data().await?.ok()?;
-            self.buffer.extend_from_slice(&data);
+            let mut chunk = [0; 512];
+            match self.reader.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+            }
         }
     }
 }

@@ -1,20 +1,23 @@
-//! The client's side of `kubectl exec` over SPDY.
+//! The client's side of `kubectl exec`, over SPDY or a WebSocket.
 
 use std::io;
 
 use http::HeaderValue;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::channels::{self, Connection, Side, EXEC_WEBSOCKET_PROTOCOL};
 use super::status::decode_exit;
+use super::websocket;
 use super::{
-    client_upgrade, open_replied, ClientError, ExecProtocol, ExecRequest, STREAM_PROTOCOL_HEADER,
+    client_upgrade, open_replied, ChannelReader, ChannelWriter, ClientError, ExecProtocol,
+    ExecRequest, STREAM_PROTOCOL_HEADER,
 };
 use crate::io::{StreamReader, StreamWriter};
 use crate::upgrade;
-use crate::{Handle, RecvStream};
+use crate::Handle;
 
 /// The client side of an exec session (`kubectl exec`): its streams,
-/// replied to and ready, from [`exec_client`].
+/// replied to and ready, from [`exec_client`] or [`exec_websocket_client`].
 ///
 /// Read `stdout` and `stderr` to their end (take them out, and read them
 /// concurrently with [`wait`](Self::wait) or before it): a stream nobody
@@ -24,15 +27,22 @@ pub struct ExecClient {
     /// The negotiated protocol.
     pub protocol: ExecProtocol,
     /// The command's input, if asked for: `shutdown` it to end stdin.
-    pub stdin: Option<StreamWriter>,
+    pub stdin: Option<ChannelWriter>,
     /// The command's output, if asked for.
-    pub stdout: Option<StreamReader>,
+    pub stdout: Option<ChannelReader>,
     /// The command's error output, if asked for.
-    pub stderr: Option<StreamReader>,
-    /// Terminal size changes, with a TTY (v3 and v4).
+    pub stderr: Option<ChannelReader>,
+    /// Terminal size changes, with a TTY (v3 and later).
     pub resize: Option<ResizeSender>,
-    error: RecvStream,
-    handle: Handle,
+    error: ChannelReader,
+    transport: ClientTransport,
+}
+
+#[derive(Debug)]
+enum ClientTransport {
+    Spdy(Handle),
+    /// Held, not used: dropping it ends the connection.
+    WebSocket(#[allow(dead_code)] Connection),
 }
 
 /// The largest outcome report [`ExecClient::wait`] reads.
@@ -102,21 +112,21 @@ where
     let stdin = match exec.stdin {
         true => {
             let (send, _) = open_replied(&handle, &[("streamtype", "stdin")], false).await?;
-            Some(StreamWriter::new(send))
+            Some(StreamWriter::new(send).into())
         }
         false => None,
     };
     let stdout = match exec.stdout {
         true => {
             let (_, recv) = open_replied(&handle, &[("streamtype", "stdout")], true).await?;
-            Some(StreamReader::new(recv))
+            Some(StreamReader::new(recv).into())
         }
         false => None,
     };
     let stderr = match exec.stderr {
         true => {
             let (_, recv) = open_replied(&handle, &[("streamtype", "stderr")], true).await?;
-            Some(StreamReader::new(recv))
+            Some(StreamReader::new(recv).into())
         }
         false => None,
     };
@@ -124,7 +134,7 @@ where
         true => {
             let (send, _) = open_replied(&handle, &[("streamtype", "resize")], false).await?;
             Some(ResizeSender {
-                writer: StreamWriter::new(send),
+                writer: StreamWriter::new(send).into(),
             })
         }
         false => None,
@@ -135,31 +145,95 @@ where
         stdout,
         stderr,
         resize,
-        error,
-        handle,
+        error: StreamReader::new(error).into(),
+        transport: ClientTransport::Spdy(handle),
+    })
+}
+
+/// [`exec_client`] over kubectl's default path: a WebSocket upgrade
+/// (`GET`, whatever `request`'s method) offering `v5.channel.k8s.io`, whose
+/// binary messages carry the streams as numbered channels. `request`'s
+/// query announces the streams, as with [`exec_client`]. The handshake is
+/// awaited at most [`CLIENT_TIMEOUT`](super::CLIENT_TIMEOUT); a refusal is
+/// [`UpgradeError::Refused`](crate::upgrade::UpgradeError::Refused)
+/// (kubectl then falls back to the SPDY upgrade of [`exec_client`]).
+pub async fn exec_websocket_client<T>(
+    io: T,
+    request: impl Into<upgrade::UpgradeRequest>,
+    exec: &ExecRequest,
+) -> Result<ExecClient, ClientError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let ws = websocket::connect(
+        io,
+        request.into(),
+        EXEC_WEBSOCKET_PROTOCOL,
+        channels::websocket_config(),
+    )
+    .await?;
+    let mut inbound = vec![channels::ERROR];
+    if exec.stdout {
+        inbound.push(channels::STDOUT);
+    }
+    if exec.stderr {
+        inbound.push(channels::STDERR);
+    }
+    let mut connection = Connection::spawn(ws, Side::Client, &inbound);
+    let writer = |on: bool, channel| on.then(|| ChannelWriter::from(connection.writer(channel)));
+    let stdin = writer(exec.stdin, channels::STDIN);
+    let resize = writer(exec.tty, channels::RESIZE).map(|writer| ResizeSender { writer });
+    let (Some(error), stdout, stderr) = (
+        connection.reader(channels::ERROR),
+        connection.reader(channels::STDOUT),
+        connection.reader(channels::STDERR),
+    ) else {
+        return Err(ClientError::Io(io::Error::other("no error channel")));
+    };
+    Ok(ExecClient {
+        protocol: ExecProtocol::V5,
+        stdin,
+        stdout: stdout.map(ChannelReader::from),
+        stderr: stderr.map(ChannelReader::from),
+        resize,
+        error: error.into(),
+        transport: ClientTransport::WebSocket(connection),
     })
 }
 
 impl ExecClient {
-    /// The session's handle.
-    pub fn handle(&self) -> &Handle {
-        &self.handle
+    /// The SPDY session's handle (`None` over a WebSocket).
+    pub fn handle(&self) -> Option<&Handle> {
+        match &self.transport {
+            ClientTransport::Spdy(handle) => Some(handle),
+            ClientTransport::WebSocket(_) => None,
+        }
     }
 
     /// Waits for the outcome on the error stream: the exit code (0 for a
-    /// v4 `Success`, or an empty report with older protocols; the
-    /// `ExitCode` cause of a v4 `NonZeroExitCode`), or
+    /// `Success` status, or an empty report with protocols before v4; the
+    /// `ExitCode` cause of a `NonZeroExitCode` status), or
     /// [`ClientError::Failed`] for any other report. Streams not taken out
     /// are dropped first; the session ends when this returns.
     pub async fn wait(self) -> Result<i32, ClientError> {
         let ExecClient {
             protocol,
-            mut error,
-            handle,
+            error,
+            transport,
             ..
         } = self;
-        let report = error.read_to_end(MAX_STATUS).await?;
-        drop(handle);
+        let mut report = Vec::new();
+        error
+            .take(MAX_STATUS as u64 + 1)
+            .read_to_end(&mut report)
+            .await?;
+        drop(transport);
+        if report.len() > MAX_STATUS {
+            return Err(ClientError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("an outcome report over {MAX_STATUS} bytes"),
+            )));
+        }
         decode_exit(protocol, &report)
     }
 }
@@ -167,7 +241,7 @@ impl ExecClient {
 /// The client's resize stream: sends terminal sizes.
 #[derive(Debug)]
 pub struct ResizeSender {
-    writer: StreamWriter,
+    writer: ChannelWriter,
 }
 
 impl ResizeSender {

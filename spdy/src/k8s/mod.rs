@@ -50,23 +50,32 @@ use crate::proto::header_block::HeaderBlock;
 use crate::upgrade;
 use crate::{Config, Handle, RecvStream, SendStream};
 
+mod channels;
 mod exec;
 mod exec_client;
 mod port_forward;
 mod port_forward_client;
 mod query;
 mod status;
+mod stream;
 mod websocket;
 
-pub use exec::{exec, ExecProtocol, ExecRequest, ExecSession, ExecUpgrade, Resize, FINISH_LINGER};
-pub use exec_client::{exec_client, ExecClient, ResizeSender};
-pub use port_forward::{port_forward, ForwardedStream, PortForwardSession, MAX_PENDING_FORWARDS};
-pub use port_forward_client::{port_forward_client, PortForwardClient};
-pub use status::{exit_code_status, failure_status, success_status};
-pub use websocket::{
-    is_websocket_upgrade, port_forward_websocket, PortForwardWebSocket,
-    PORT_FORWARD_WEBSOCKET_PROTOCOL,
+pub use channels::EXEC_WEBSOCKET_PROTOCOL;
+pub use exec::{
+    exec, exec_websocket, ExecProtocol, ExecRequest, ExecSession, ExecUpgrade, Resize,
+    FINISH_LINGER,
 };
+pub use exec_client::{exec_client, exec_websocket_client, ExecClient, ResizeSender};
+pub use port_forward::{
+    port_forward, port_forward_websocket, ForwardedStream, PortForwardSession,
+    PortForwardWebSocket, MAX_PENDING_FORWARDS, PORT_FORWARD_WEBSOCKET_PROTOCOL,
+};
+pub use port_forward_client::{
+    port_forward_client, port_forward_websocket_client, PortForwardClient,
+};
+pub use status::{exit_code_status, failure_status, success_status};
+pub use stream::{ChannelReader, ChannelWriter};
+pub use websocket::is_websocket_upgrade;
 
 /// The request header carrying the offered (and, in the 101, the chosen)
 /// stream protocol.
@@ -131,6 +140,10 @@ pub enum ClientError {
     /// named none where one is required).
     #[error("the server chose the stream protocol {0:?}, which was not offered")]
     Protocol(Option<String>),
+    /// The WebSocket handshake or connection failed (other than by a
+    /// refusal, which is [`ClientError::Upgrade`]).
+    #[error("WebSocket: {0}")]
+    WebSocket(Box<tokio_tungstenite::tungstenite::Error>),
     /// A stream or the session failed (or timed out: kind `TimedOut`).
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -144,6 +157,12 @@ pub enum ClientError {
         /// The message.
         message: String,
     },
+}
+
+impl From<tokio_tungstenite::tungstenite::Error> for ClientError {
+    fn from(e: tokio_tungstenite::tungstenite::Error) -> ClientError {
+        ClientError::WebSocket(Box::new(e))
+    }
 }
 
 impl From<crate::Error> for ClientError {

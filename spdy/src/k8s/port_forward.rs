@@ -2,11 +2,14 @@
 //! told apart by `requestid`.
 
 use std::collections::HashMap;
+use std::io;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
 use tokio::io::AsyncWriteExt;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+use super::websocket;
 use super::{
     compat_config, forbidden, offered_protocols, PORT_FORWARD_PROTOCOL, STREAM_PROTOCOL_HEADER,
 };
@@ -162,4 +165,62 @@ impl PortForwardSession {
 struct Pending {
     error: Option<StreamWriter>,
     data: Option<(Option<u16>, StreamIo)>,
+}
+
+// ===== over a WebSocket =====
+
+/// The WebSocket subprotocol of port-forward with SPDY/3.1 inside binary
+/// messages (kubectl's default since 1.31).
+pub const PORT_FORWARD_WEBSOCKET_PROTOCOL: &str = "SPDY/3.1+portforward.k8s.io";
+
+/// The WebSocket limits for SPDY inside: a message may carry a whole
+/// spdystream DATA frame (up to 16 MiB, with its head).
+pub(super) fn spdy_in_websocket_config() -> WebSocketConfig {
+    WebSocketConfig {
+        max_message_size: Some((16 << 20) + 64),
+        max_frame_size: Some((16 << 20) + 64),
+        ..Default::default()
+    }
+}
+
+/// A port-forward request upgraded to a WebSocket carrying SPDY/3.1, from
+/// [`port_forward_websocket`].
+#[derive(Debug)]
+pub struct PortForwardWebSocket {
+    on_upgrade: hyper::upgrade::OnUpgrade,
+}
+
+/// Takes a port-forward request asking for a WebSocket with the
+/// `SPDY/3.1+portforward.k8s.io` subprotocol (`GET .../portforward`) from a
+/// hyper HTTP/1.1 server (served `with_upgrades()`): 400 unless it is a
+/// WebSocket upgrade (version 13, with a key) offering that subprotocol,
+/// else the 101 response to return and the upgrade
+/// ([`PortForwardWebSocket::session`] gives the same
+/// [`PortForwardSession`] as [`port_forward`]).
+#[allow(clippy::result_large_err)]
+pub fn port_forward_websocket<B, R>(
+    request: &mut Request<B>,
+) -> Result<(Response<R>, PortForwardWebSocket), Response<R>>
+where
+    R: From<String> + Default,
+{
+    let (response, on_upgrade) = websocket::accept(request, PORT_FORWARD_WEBSOCKET_PROTOCOL)?;
+    Ok((response, PortForwardWebSocket { on_upgrade }))
+}
+
+impl PortForwardWebSocket {
+    /// Waits for the upgrade (hyper sends the 101 once the response is
+    /// returned), then starts the SPDY/3.1 server session inside the
+    /// WebSocket, spawned on the current tokio runtime.
+    pub async fn session(self) -> io::Result<PortForwardSession> {
+        let ws = websocket::upgraded(self.on_upgrade, spdy_in_websocket_config()).await?;
+        let (handle, connection) = crate::handshake(
+            crate::ws::WsIo::new(ws),
+            crate::Role::Server,
+            crate::Version::V3_1,
+            compat_config(),
+        );
+        tokio::spawn(connection);
+        Ok(PortForwardSession::new(handle))
+    }
 }

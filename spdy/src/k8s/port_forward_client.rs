@@ -1,9 +1,13 @@
-//! The client's side of `kubectl port-forward` over SPDY.
+//! The client's side of `kubectl port-forward`: SPDY over the HTTP
+//! upgrade, or inside a WebSocket.
 
 use http::HeaderValue;
 
+use super::port_forward::{spdy_in_websocket_config, PORT_FORWARD_WEBSOCKET_PROTOCOL};
+use super::websocket;
 use super::{
-    client_upgrade, open_replied, ClientError, PORT_FORWARD_PROTOCOL, STREAM_PROTOCOL_HEADER,
+    client_upgrade, compat_config, open_replied, ClientError, PORT_FORWARD_PROTOCOL,
+    STREAM_PROTOCOL_HEADER,
 };
 use crate::io::{StreamIo, StreamReader};
 use crate::upgrade;
@@ -55,13 +59,17 @@ where
     if negotiated.as_deref() != Some(PORT_FORWARD_PROTOCOL) {
         return Err(ClientError::Protocol(negotiated));
     }
-    Ok(PortForwardClient {
-        handle,
-        next_request_id: std::sync::atomic::AtomicU64::new(0),
-    })
+    Ok(PortForwardClient::new(handle))
 }
 
 impl PortForwardClient {
+    fn new(handle: Handle) -> PortForwardClient {
+        PortForwardClient {
+            handle,
+            next_request_id: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
     /// The session's handle.
     pub fn handle(&self) -> &Handle {
         &self.handle
@@ -92,4 +100,35 @@ impl PortForwardClient {
         let (send, recv) = open_replied(&self.handle, &headers("data"), false).await?;
         Ok((StreamIo::new(send, recv), StreamReader::new(error)))
     }
+}
+
+/// [`port_forward_client`] over kubectl's default path: a WebSocket
+/// upgrade (`GET`, whatever `request`'s method) offering
+/// `SPDY/3.1+portforward.k8s.io`, then the same SPDY/3.1 session inside its
+/// binary messages. The handshake is awaited at most
+/// [`CLIENT_TIMEOUT`](super::CLIENT_TIMEOUT); a refusal is
+/// [`UpgradeError::Refused`](crate::upgrade::UpgradeError::Refused) (kubectl
+/// then falls back to [`port_forward_client`]).
+pub async fn port_forward_websocket_client<T>(
+    io: T,
+    request: impl Into<upgrade::UpgradeRequest>,
+) -> Result<PortForwardClient, ClientError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let ws = websocket::connect(
+        io,
+        request.into(),
+        PORT_FORWARD_WEBSOCKET_PROTOCOL,
+        spdy_in_websocket_config(),
+    )
+    .await?;
+    let (handle, connection) = crate::handshake(
+        crate::ws::WsIo::new(ws),
+        crate::Role::Client,
+        crate::Version::V3_1,
+        compat_config(),
+    );
+    tokio::spawn(connection);
+    Ok(PortForwardClient::new(handle))
 }

@@ -61,7 +61,7 @@ pub(super) fn decode_exit(protocol: ExecProtocol, report: &[u8]) -> Result<i32, 
     if text.trim().is_empty() {
         return Ok(0);
     }
-    if protocol != ExecProtocol::V4 {
+    if !protocol.reports_status() {
         return Err(ClientError::Failed {
             reason: None,
             message: text.trim().to_owned(),
