@@ -7,8 +7,9 @@
 //! local TCP services on 127.0.0.1. Port-forward goes over kubectl's
 //! default path, SPDY/3.1 inside a WebSocket (`k8s::port_forward_websocket`),
 //! or the SPDY/3.1 upgrade (`KUBECTL_PORT_FORWARD_WEBSOCKETS=false`); exec
-//! over the SPDY/3.1 upgrade (its WebSocket attempt gets a 400 and kubectl
-//! falls back).
+//! over kubectl's default path too, a `v5.channel.k8s.io` WebSocket
+//! (`k8s::exec_websocket`), or the SPDY/3.1 upgrade
+//! (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`).
 //!
 //! ```sh
 //! cargo run -p spdy --example k8s_fake_apiserver -- 8001   # 0: any free port
@@ -109,18 +110,27 @@ fn api(mut req: Request<Incoming>, addr: SocketAddr) -> Response<String> {
                 r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"{namespace}","uid":"00000000-0000-0000-0000-000000000001"}},"spec":{{"containers":[{{"name":"main","image":"busybox"}}]}},"status":{{"phase":"Running","containerStatuses":[{{"name":"main","ready":true,"restartCount":0,"image":"busybox","imageID":"","state":{{"running":{{}}}}}}]}}}}"#
             ),
         ),
-        (_, ["api", "v1", "namespaces", _, "pods", _, "exec"]) => match k8s::exec(&mut req) {
-            Ok((response, upgrade)) => {
-                tokio::spawn(async move {
-                    match upgrade.session().await {
-                        Ok(session) => run_command(session).await,
-                        Err(e) => eprintln!("exec: {e}"),
-                    }
-                });
-                response
+        (_, ["api", "v1", "namespaces", _, "pods", _, "exec"]) => {
+            // kubectl's default is a v5.channel.k8s.io WebSocket; with
+            // KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false, the SPDY/3.1 upgrade.
+            // Both give the same ExecSession.
+            let accepted = match k8s::is_websocket_upgrade(&req) {
+                true => k8s::exec_websocket(&mut req),
+                false => k8s::exec(&mut req),
+            };
+            match accepted {
+                Ok((response, upgrade)) => {
+                    tokio::spawn(async move {
+                        match upgrade.session().await {
+                            Ok(session) => run_command(session).await,
+                            Err(e) => eprintln!("exec: {e}"),
+                        }
+                    });
+                    response
+                }
+                Err(refusal) => refusal,
             }
-            Err(refusal) => refusal,
-        },
+        }
         // kubectl's default: SPDY/3.1 inside a WebSocket.
         (_, ["api", "v1", "namespaces", _, "pods", _, "portforward"])
             if k8s::is_websocket_upgrade(&req) =>

@@ -3,10 +3,12 @@
 //! SPDY/3.1 upgrade (kubectl's WebSocket attempts switched off with
 //! `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false` and
 //! `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`, or refused so that it falls
-//! back), and port-forward over kubectl's default path too, SPDY/3.1 inside
-//! WebSocket binary messages (`k8s::port_forward_websocket`). Also: large
-//! parallel transfers checked by hash, and kubectl killed mid-transfer (the
-//! server ends that session and goes on). Everything on 127.0.0.1.
+//! back), and over kubectl's default paths too: exec over a
+//! `v5.channel.k8s.io` WebSocket (`k8s::exec_websocket`), port-forward with
+//! SPDY/3.1 inside WebSocket binary messages (`k8s::port_forward_websocket`).
+//! Also: large parallel transfers checked by hash, and kubectl killed
+//! mid-transfer (the server ends that session and goes on). Everything on
+//! 127.0.0.1.
 //!
 //! Skipped (with a note) when kubectl is not installed.
 
@@ -54,11 +56,14 @@ struct Stats {
     sessions_ended: AtomicUsize,
     /// Forwarded connections still being copied.
     active_forwards: AtomicUsize,
-    /// Serve port-forward over a WebSocket too (else that upgrade is
-    /// refused with 400 and kubectl falls back to the SPDY upgrade).
+    /// Serve exec and port-forward over a WebSocket too (else that
+    /// upgrade is refused with 400 and kubectl falls back to the SPDY
+    /// upgrade).
     websocket: AtomicBool,
     /// Port-forward sessions started over a WebSocket.
     websocket_sessions: AtomicUsize,
+    /// Exec sessions started over a WebSocket.
+    websocket_exec_sessions: AtomicUsize,
 }
 
 async fn start_api_server() -> SocketAddr {
@@ -179,19 +184,31 @@ fn api(mut req: Request<Incoming>, addr: SocketAddr, stats: Arc<Stats>) -> Respo
                 r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"{namespace}","uid":"00000000-0000-0000-0000-000000000001"}},"spec":{{"containers":[{{"name":"main","image":"busybox"}}]}},"status":{{"phase":"Running","containerStatuses":[{{"name":"main","ready":true,"restartCount":0,"image":"busybox","imageID":"","state":{{"running":{{}}}}}}]}}}}"#
             ),
         ),
-        (_, ["api", "v1", "namespaces", _, "pods", _, "exec"]) => match k8s::exec(&mut req) {
-            Ok((response, upgrade)) => {
-                stats.sessions_started.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    if let Ok(session) = upgrade.session().await {
-                        run_command(session).await;
+        (_, ["api", "v1", "namespaces", _, "pods", _, "exec"]) => {
+            // A WebSocket request goes to `k8s::exec` when the server does
+            // not serve that path: a 400, and kubectl falls back.
+            let websocket = k8s::is_websocket_upgrade(&req) && stats.websocket.load(Ordering::SeqCst);
+            let accepted = match websocket {
+                true => k8s::exec_websocket(&mut req),
+                false => k8s::exec(&mut req),
+            };
+            match accepted {
+                Ok((response, upgrade)) => {
+                    stats.sessions_started.fetch_add(1, Ordering::SeqCst);
+                    if websocket {
+                        stats.websocket_exec_sessions.fetch_add(1, Ordering::SeqCst);
                     }
-                    stats.sessions_ended.fetch_add(1, Ordering::SeqCst);
-                });
-                response
+                    tokio::spawn(async move {
+                        if let Ok(session) = upgrade.session().await {
+                            run_command(session).await;
+                        }
+                        stats.sessions_ended.fetch_add(1, Ordering::SeqCst);
+                    });
+                    response
+                }
+                Err(refusal) => refusal,
             }
-            Err(refusal) => refusal,
-        },
+        }
         (_, ["api", "v1", "namespaces", _, "pods", _, "portforward"])
             if k8s::is_websocket_upgrade(&req) && stats.websocket.load(Ordering::SeqCst) =>
         {
@@ -404,42 +421,101 @@ fn show(output: &Output) -> String {
 
 // ===== exec =====
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_echo() {
+/// How kubectl reaches the server for exec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ExecPath {
+    /// kubectl's defaults against a server that serves exec over a
+    /// WebSocket (`v5.channel.k8s.io`): no SPDY at all.
+    WebSocket,
+    /// kubectl's defaults against a server that refuses the WebSocket
+    /// (400): kubectl falls back to the SPDY/3.1 upgrade.
+    Fallback,
+    /// `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`: the SPDY/3.1 upgrade
+    /// directly.
+    Spdy,
+}
+
+/// Runs the test `$name(ExecPath)` once per path.
+macro_rules! every_exec_path {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::ExecPath;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn websocket() {
+                super::$name(ExecPath::WebSocket).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn falls_back_to_spdy() {
+                super::$name(ExecPath::Fallback).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn spdy() {
+                super::$name(ExecPath::Spdy).await
+            }
+        }
+    )*};
+}
+
+every_exec_path!(
+    exec_echo,
+    exec_stdin_through_cat,
+    exec_exit_code_and_stderr,
+    exec_kubectl_killed_mid_transfer,
+);
+
+/// The server for `path`, and a kubectl home pointing at it.
+async fn exec_server(path: ExecPath) -> (PathBuf, Arc<Stats>) {
+    let (addr, stats) = start_api_server_with_stats(path == ExecPath::WebSocket).await;
+    (kube_home(addr), stats)
+}
+
+/// kubectl for `path`.
+fn kubectl_for(path: ExecPath, home: &Path, args: &[&str]) -> Command {
+    match path {
+        ExecPath::Spdy => kubectl(home, args),
+        ExecPath::WebSocket | ExecPath::Fallback => kubectl_with_defaults(home, args),
+    }
+}
+
+/// Runs kubectl for `path` to its end with `input` on stdin, and checks
+/// that each command it ran took that path.
+async fn run_exec(
+    path: ExecPath,
+    home: &Path,
+    stats: &Stats,
+    args: &[&str],
+    input: &[u8],
+) -> Output {
+    let before = stats.websocket_exec_sessions.load(Ordering::SeqCst);
+    let output = run_command_line(kubectl_for(path, home, args), args, input).await;
+    let over_websocket = stats.websocket_exec_sessions.load(Ordering::SeqCst) - before;
+    let expected = (path == ExecPath::WebSocket) as usize;
+    assert_eq!(over_websocket, expected, "exec over a WebSocket ({path:?})");
+    output
+}
+
+async fn exec_echo(path: ExecPath) {
     if !kubectl_available() {
         return;
     }
-    let home = kube_home(start_api_server().await);
-    let output = run(&home, &["exec", "pod1", "--", "echo", "hello"], b"").await;
+    let (home, stats) = exec_server(path).await;
+    let args = ["exec", "pod1", "--", "echo", "hello"];
+    let output = run_exec(path, &home, &stats, &args, b"").await;
     assert!(output.status.success(), "{}", show(&output));
     assert_eq!(output.stdout, b"hello\n", "{}", show(&output));
 }
 
-/// With its defaults kubectl first asks for a WebSocket; the server
-/// refuses that upgrade (400) and kubectl falls back to SPDY/3.1.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_falls_back_from_websocket() {
+async fn exec_stdin_through_cat(path: ExecPath) {
     if !kubectl_available() {
         return;
     }
-    let home = kube_home(start_api_server().await);
-    let args = ["exec", "-i", "pod1", "--", "sh", "-c", "cat; exit 4"];
-    let output = run_command_line(kubectl_with_defaults(&home, &args), &args, b"piped\n").await;
-    assert_eq!(output.status.code(), Some(4), "{}", show(&output));
-    assert_eq!(output.stdout, b"piped\n", "{}", show(&output));
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_stdin_through_cat() {
-    if !kubectl_available() {
-        return;
-    }
-    let home = kube_home(start_api_server().await);
+    let (home, stats) = exec_server(path).await;
     // 8 MiB of a pattern that does not repeat at any small period.
     let input: Vec<u8> = (0..8u32 << 20)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    let output = run(&home, &["exec", "-i", "pod1", "--", "cat"], &input).await;
+    let args = ["exec", "-i", "pod1", "--", "cat"];
+    let output = run_exec(path, &home, &stats, &args, &input).await;
     assert!(output.status.success(), "{}", show(&output));
     assert_eq!(
         output.stdout.len(),
@@ -448,27 +524,28 @@ async fn exec_stdin_through_cat() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(output.stdout == input, "the bytes differ");
+    // stdin's end reaches the command (cat ends) also when the command
+    // writes nothing: the stdin stream's close on its own.
+    let args = ["exec", "-i", "pod1", "--", "sh", "-c", "wc -c; exit 4"];
+    let output = run_exec(path, &home, &stats, &args, &input[..100_000]).await;
+    assert_eq!(output.status.code(), Some(4), "{}", show(&output));
+    assert_eq!(output.stdout, b"100000\n", "{}", show(&output));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_exit_code_and_stderr() {
+async fn exec_exit_code_and_stderr(path: ExecPath) {
     if !kubectl_available() {
         return;
     }
-    let home = kube_home(start_api_server().await);
-    let output = run(
-        &home,
-        &[
-            "exec",
-            "pod1",
-            "--",
-            "sh",
-            "-c",
-            "echo out; echo err >&2; exit 3",
-        ],
-        b"",
-    )
-    .await;
+    let (home, stats) = exec_server(path).await;
+    let args = [
+        "exec",
+        "pod1",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ];
+    let output = run_exec(path, &home, &stats, &args, b"").await;
     assert_eq!(output.status.code(), Some(3), "{}", show(&output));
     assert_eq!(output.stdout, b"out\n", "{}", show(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -781,15 +858,13 @@ async fn killed_mid_port_forward(websocket: bool) {
 /// kubectl killed in the middle of a large exec stdin transfer (`cat`
 /// echoing it back): the server ends the session (the command too) and
 /// serves the next kubectl command.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_kubectl_killed_mid_transfer() {
+async fn exec_kubectl_killed_mid_transfer(path: ExecPath) {
     if !kubectl_available() {
         return;
     }
-    let (addr, stats) = start_api_server_with_stats(false).await;
-    let home = kube_home(addr);
+    let (home, stats) = exec_server(path).await;
     let args = ["exec", "-i", "pod1", "--", "cat"];
-    let mut child = kubectl(&home, &args)
+    let mut child = kubectl_for(path, &home, &args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -827,7 +902,7 @@ async fn exec_kubectl_killed_mid_transfer() {
     })
     .await;
     // ...and the server goes on.
-    let output = run(&home, &["exec", "-i", "pod1", "--", "cat"], b"next\n").await;
+    let output = run_exec(path, &home, &stats, &args, b"next\n").await;
     assert!(output.status.success(), "{}", show(&output));
     assert_eq!(output.stdout, b"next\n", "{}", show(&output));
 }
@@ -866,7 +941,7 @@ async fn exec_negotiation_refusals() {
     .await;
     assert!(unknown.starts_with("http/1.1 403"), "{unknown}");
     assert!(
-        unknown.contains("x-accepted-stream-protocol-versions: v4.channel.k8s.io,v3.channel.k8s.io,v2.channel.k8s.io,channel.k8s.io"),
+        unknown.contains("x-accepted-stream-protocol-versions: v5.channel.k8s.io,v4.channel.k8s.io,v3.channel.k8s.io,v2.channel.k8s.io,channel.k8s.io"),
         "{unknown}"
     );
     let chosen = ask(&[
@@ -879,19 +954,19 @@ async fn exec_negotiation_refusals() {
     .await;
     assert!(chosen.starts_with("http/1.1 101"), "{chosen}");
     assert!(
-        chosen.contains("x-stream-protocol-version: v4.channel.k8s.io"),
+        chosen.contains("x-stream-protocol-version: v5.channel.k8s.io"),
         "{chosen}"
     );
     assert!(chosen.contains("upgrade: spdy/3.1"), "{chosen}");
 }
 
 #[tokio::test]
-async fn port_forward_websocket_negotiation() {
+async fn websocket_negotiation() {
     let (addr, _stats) = start_api_server_with_stats(true).await;
-    let ask = |protocol: &'static str| async move {
+    let ask = |resource: &'static str, protocol: &'static str| async move {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
         let request = format!(
-            "GET /api/v1/namespaces/default/pods/p/portforward HTTP/1.1\r\nHost: {addr}\r\n\
+            "GET /api/v1/namespaces/default/pods/p/{resource} HTTP/1.1\r\nHost: {addr}\r\n\
              Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: {protocol}\r\n\r\n"
         );
@@ -905,18 +980,30 @@ async fn port_forward_websocket_negotiation() {
         }
         String::from_utf8_lossy(&head).to_ascii_lowercase()
     };
-    let other = ask("v5.channel.k8s.io").await;
-    assert!(other.starts_with("http/1.1 400"), "{other}");
-    let chosen = ask("SPDY/3.1+portforward.k8s.io").await;
-    assert!(chosen.starts_with("http/1.1 101"), "{chosen}");
-    // RFC 6455's example key and answer.
-    assert!(
-        chosen.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
-        "{chosen}"
-    );
-    assert!(
-        chosen.contains("sec-websocket-protocol: spdy/3.1+portforward.k8s.io"),
-        "{chosen}"
-    );
-    assert!(chosen.contains("upgrade: websocket"), "{chosen}");
+    for (resource, protocol, other) in [
+        (
+            "portforward",
+            "SPDY/3.1+portforward.k8s.io",
+            "v5.channel.k8s.io",
+        ),
+        // Only v5 over a WebSocket: v4 cannot end stdin on its own.
+        (
+            "exec?command=true&stdout=true",
+            "v5.channel.k8s.io",
+            "v4.channel.k8s.io",
+        ),
+    ] {
+        let refused = ask(resource, other).await;
+        assert!(refused.starts_with("http/1.1 400"), "{refused}");
+        let chosen = ask(resource, protocol).await;
+        assert!(chosen.starts_with("http/1.1 101"), "{chosen}");
+        // RFC 6455's example key and answer.
+        assert!(
+            chosen.contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+            "{chosen}"
+        );
+        let echoed = format!("sec-websocket-protocol: {}", protocol.to_ascii_lowercase());
+        assert!(chosen.contains(&echoed), "{chosen}");
+        assert!(chosen.contains("upgrade: websocket"), "{chosen}");
+    }
 }

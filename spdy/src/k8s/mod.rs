@@ -1,24 +1,25 @@
-//! Server helpers for Kubernetes streaming over SPDY/3.1: the kubelet's
-//! side of `kubectl exec` (the `channel.k8s.io` protocols, up to
-//! `v4.channel.k8s.io`) and of `kubectl port-forward`
-//! (`portforward.k8s.io`).
+//! Kubernetes streaming, both ends: the kubelet's (or API server's) side
+//! of `kubectl exec` and `kubectl port-forward`, and kubectl's.
 //!
-//! Both start inside a hyper HTTP/1.1 server served `with_upgrades()`:
-//! [`exec`] / [`port_forward`] check the request, negotiate the
-//! `X-Stream-Protocol-Version` and give the response to return (101, or the
-//! refusal), with the session. The session runs with
+//! kubectl 1.32 reaches these two ways, and a server should serve both:
+//!
+//! | | kubectl's default (WebSocket) | the SPDY/3.1 upgrade (fallback) |
+//! | --- | --- | --- |
+//! | exec | [`exec_websocket`]: `v5.channel.k8s.io` channels | [`exec`]: `channel.k8s.io` ... `v5.channel.k8s.io` |
+//! | port-forward | [`port_forward_websocket`]: SPDY/3.1 inside binary messages | [`port_forward`]: `portforward.k8s.io` |
+//!
+//! Each takes the request inside a hyper HTTP/1.1 server served
+//! `with_upgrades()` (route with [`is_websocket_upgrade`]), negotiates the
+//! protocol and gives the response to return (101, or the refusal) with
+//! the upgrade. An exec gives the same [`ExecSession`] either way, its
+//! streams [`ChannelReader`] / [`ChannelWriter`]; a port-forward the same
+//! [`PortForwardSession`]. SPDY sessions run with
 //! [`Config::with_peer_flow_control(false)`](crate::Config::with_peer_flow_control):
 //! Kubernetes' SPDY implementation (spdystream) does no flow control.
 //!
-//! kubectl's default port-forward path (since 1.31) carries SPDY/3.1 inside
-//! WebSocket binary messages (`Sec-WebSocket-Protocol:
-//! SPDY/3.1+portforward.k8s.io`): route requests for which
-//! [`is_websocket_upgrade`] holds to [`port_forward_websocket`], which gives
-//! the same [`PortForwardSession`] (over [`crate::ws::WsIo`]).
-//!
-//! The client side (`kubectl`'s) is here too: [`exec_client`] and
-//! [`port_forward_client`] upgrade a connected socket and open the streams
-//! as client-go does.
+//! The client side is here too: [`exec_client`] / [`exec_websocket_client`]
+//! and [`port_forward_client`] / [`port_forward_websocket_client`] upgrade
+//! a connected socket and open the streams as client-go does.
 //!
 //! ```no_run
 //! use http::{Request, Response};
@@ -26,7 +27,11 @@
 //! use tokio::io::AsyncWriteExt;
 //!
 //! fn handle(mut req: Request<Incoming>) -> Response<String> {
-//!     let (response, upgrade) = match spdy::k8s::exec(&mut req) {
+//!     let accepted = match spdy::k8s::is_websocket_upgrade(&req) {
+//!         true => spdy::k8s::exec_websocket(&mut req),
+//!         false => spdy::k8s::exec(&mut req),
+//!     };
+//!     let (response, upgrade) = match accepted {
 //!         Ok(accepted) => accepted,
 //!         Err(refusal) => return refusal,
 //!     };
