@@ -251,6 +251,17 @@ fn api(mut req: Request<Incoming>, addr: SocketAddr, stats: Arc<Stats>) -> Respo
 /// Runs the exec'd command locally, wired to the session's streams.
 async fn run_command(mut session: ExecSession) {
     let command = session.request.command.clone();
+    if session.request.tty {
+        // No terminal here: report the first size kubectl sends instead.
+        if let (Some(resize), Some(stdout)) = (session.resize.as_mut(), session.stdout.as_mut()) {
+            if let Ok(Some((width, height))) = timeout(WAIT, resize.next()).await {
+                let line = format!("size {width}x{height}\n");
+                let _ = stdout.write_all(line.as_bytes()).await;
+            }
+        }
+        let _ = session.finish(0).await;
+        return;
+    }
     let pipe = |wanted: bool| {
         if wanted {
             Stdio::piped()
@@ -461,6 +472,7 @@ every_exec_path!(
     exec_stdin_through_cat,
     exec_exit_code_and_stderr,
     exec_kubectl_killed_mid_transfer,
+    exec_tty_sends_the_terminal_size,
 );
 
 /// The server for `path`, and a kubectl home pointing at it.
@@ -853,6 +865,34 @@ async fn killed_mid_port_forward(websocket: bool) {
     assert_eq!(stats.sessions_started.load(Ordering::SeqCst), 3);
     let over_websocket = stats.websocket_sessions.load(Ordering::SeqCst);
     assert_eq!(over_websocket, if websocket { 2 } else { 0 });
+}
+
+/// `kubectl exec -it` in a terminal (a pseudo-terminal from `script`, set
+/// to 123 columns and 45 rows): kubectl sends the size on the resize
+/// stream, which the server decodes.
+async fn exec_tty_sends_the_terminal_size(path: ExecPath) {
+    if !kubectl_available() || !Path::new("/usr/bin/script").exists() {
+        return;
+    }
+    let (home, stats) = exec_server(path).await;
+    let kubectl = kubectl_for(path, &home, &[]);
+    let mut command = Command::new("/usr/bin/script");
+    for (name, value) in kubectl.as_std().get_envs() {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+    let line = format!("stty cols 123 rows 45 && {KUBECTL} exec -it pod1 -- sizes");
+    let args = ["-qec", &line, "/dev/null"];
+    command.args(args).kill_on_drop(true);
+    let before = stats.websocket_exec_sessions.load(Ordering::SeqCst);
+    let output = run_command_line(command, &args, b"").await;
+    assert!(output.status.success(), "{}", show(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("size 123x45"), "{}", show(&output));
+    let over_websocket = stats.websocket_exec_sessions.load(Ordering::SeqCst) - before;
+    assert_eq!(over_websocket, (path == ExecPath::WebSocket) as usize);
 }
 
 /// kubectl killed in the middle of a large exec stdin transfer (`cat`
