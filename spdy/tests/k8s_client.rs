@@ -120,6 +120,13 @@ async fn run(mut session: ExecSession) {
             }
             session.finish(code).await.unwrap();
         }
+        Some("big") => {
+            // 2 MiB on stdout, more than any queue holds.
+            if let Some(stdout) = session.stdout.as_mut() {
+                let _ = stdout.write_all(&vec![b'x'; 2 << 20]).await;
+            }
+            let _ = session.finish(0).await;
+        }
         Some("drain") => {
             // Reads stdin to its end and reports how that went.
             let mut stdin = session.stdin.take().unwrap();
@@ -258,6 +265,8 @@ over_both!(
     exec_success_and_failure,
     exec_tty_sends_sizes_on_the_resize_stream,
     exec_client_gone_is_an_error_on_stdin,
+    exec_wait_without_reading_the_output,
+    exec_unread_resize_does_not_hold_stdin,
     port_forward_five_parallel_connections,
     port_forward_failure_comes_on_the_error_stream,
 );
@@ -387,7 +396,16 @@ async fn exec_tty_sends_sizes_on_the_resize_stream(transport: Transport) {
     resize.send(132, 43).await.unwrap();
     resize.close().await.unwrap();
     let out = read_all(session.stdout.take().unwrap()).await;
-    assert_eq!(out, b"80x24\n132x43\n");
+    match transport {
+        Transport::Spdy => assert_eq!(out, b"80x24\n132x43\n"),
+        // Only the latest size not yet taken is kept: the first may be
+        // replaced by the second before the server takes it.
+        Transport::WebSocket => assert!(
+            out == b"80x24\n132x43\n" || out == b"132x43\n",
+            "{:?}",
+            String::from_utf8_lossy(&out)
+        ),
+    }
     assert_eq!(timeout(WAIT, session.wait()).await.unwrap().unwrap(), 0);
 }
 
@@ -416,6 +434,40 @@ async fn exec_client_gone_is_an_error_on_stdin(transport: Transport) {
     drop(session);
     let outcome = timeout(WAIT, outcome).await.unwrap().unwrap();
     assert!(outcome.is_err(), "stdin cut short read as {outcome:?}");
+}
+
+/// `wait` with stdout never taken out: the output is discarded, not left
+/// to hold the session (and the report behind it).
+async fn exec_wait_without_reading_the_output(transport: Transport) {
+    let (addr, _) = start_server().await;
+    let request = ExecRequest {
+        stdout: true,
+        ..command(&["big"])
+    };
+    let session = exec(addr, &request, transport).await.unwrap();
+    assert_eq!(timeout(WAIT, session.wait()).await.unwrap().unwrap(), 0);
+}
+
+/// The server's `echo` keeps the resize stream in the session and never
+/// reads it: the client's sizes must not hold stdin behind them.
+async fn exec_unread_resize_does_not_hold_stdin(transport: Transport) {
+    let (addr, _) = start_server().await;
+    let request = ExecRequest {
+        stdin: true,
+        stdout: true,
+        tty: true,
+        ..command(&["echo", "0"])
+    };
+    let mut session = exec(addr, &request, transport).await.unwrap();
+    let mut resize = session.resize.take().unwrap();
+    for width in 0..20 {
+        resize.send(80 + width, 24).await.unwrap();
+    }
+    let mut stdin = session.stdin.take().unwrap();
+    stdin.write_all(b"hello").await.unwrap();
+    stdin.shutdown().await.unwrap();
+    assert_eq!(read_all(session.stdout.take().unwrap()).await, b"hello");
+    assert_eq!(timeout(WAIT, session.wait()).await.unwrap().unwrap(), 0);
 }
 
 #[tokio::test]

@@ -10,10 +10,17 @@
 //!
 //! One task per connection ([`Driver`]) reads and writes the WebSocket.
 //! Memory stays bounded without any flow control in the protocol: each
-//! channel queues at most [`CHANNEL_QUEUE`] messages of at most
-//! [`MAX_MESSAGE`] bytes towards the application, and when a queue is full
-//! the driver stops reading the socket (TCP back-pressure) until the
-//! application reads; writers queue at most [`OUTGOING_QUEUE`] messages.
+//! data channel (stdin; stdout, stderr and error on the client) queues at
+//! most [`CHANNEL_QUEUE`] messages of at most [`MAX_MESSAGE`] bytes
+//! towards the application, and when a queue is full the driver stops
+//! reading the socket (TCP back-pressure) until the application reads;
+//! writers queue at most [`OUTGOING_QUEUE`] messages. The resize channel
+//! never pauses the connection: it keeps only the latest size.
+//!
+//! While the driver does not read, it cannot answer the client's pings
+//! (client-go gives up after a minute without a pong), so it sends a pong
+//! of its own every [`HEARTBEAT`] (RFC 6455 5.5.3 allows unsolicited
+//! pongs; client-go's pong handler only pushes its read deadline on).
 
 use std::future::Future;
 use std::io;
@@ -26,8 +33,9 @@ use bytes::Bytes;
 use futures_core::Stream;
 use futures_sink::Sink;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -56,6 +64,8 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 /// The most data a write puts in one message (what client-go's copies
 /// write at a time).
 pub const MAX_WRITE: usize = 32 * 1024;
+/// How often a pong goes out while the driver is not reading.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// What a channel's queue carries.
 #[derive(Debug)]
@@ -130,6 +140,7 @@ pub(super) enum Side {
 pub(super) struct Connection {
     outgoing: mpsc::Sender<Message>,
     receivers: [Option<mpsc::Receiver<Item>>; CHANNELS],
+    resize: Option<watch::Receiver<Option<Bytes>>>,
     shared: Arc<Shared>,
     side: Side,
     task: JoinHandle<()>,
@@ -142,31 +153,62 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        Connection::spawn_with(ws, side, inbound, HEARTBEAT)
+    }
+
+    fn spawn_with<S>(
+        ws: WebSocketStream<S>,
+        side: Side,
+        inbound: &[u8],
+        heartbeat: Duration,
+    ) -> Connection
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let (outgoing, outgoing_rx) = mpsc::channel(OUTGOING_QUEUE);
         let mut senders: [Option<PollSender<Item>>; CHANNELS] = Default::default();
         let mut receivers: [Option<mpsc::Receiver<Item>>; CHANNELS] = Default::default();
+        let (mut resize_tx, mut resize) = (None, None);
         for &channel in inbound {
-            let (tx, rx) = mpsc::channel(CHANNEL_QUEUE);
-            senders[channel as usize] = Some(PollSender::new(tx));
-            receivers[channel as usize] = Some(rx);
+            if channel == RESIZE {
+                let (tx, rx) = watch::channel(None);
+                (resize_tx, resize) = (Some(tx), Some(rx));
+            } else if let Some(slot) = senders.get_mut(channel as usize) {
+                let (tx, rx) = mpsc::channel(CHANNEL_QUEUE);
+                *slot = Some(PollSender::new(tx));
+                receivers[channel as usize] = Some(rx);
+            }
         }
         let shared = Arc::new(Shared::default());
+        let mut pongs =
+            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        pongs.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let driver = Driver {
             ws,
             outgoing: outgoing_rx,
             outgoing_open: true,
             flush: false,
+            pongs,
+            pong_due: false,
             senders,
+            resize: resize_tx,
             pending: None,
             shared: shared.clone(),
         };
         Connection {
             outgoing,
             receivers,
+            resize,
             shared,
             side,
             task: tokio::spawn(driver),
         }
+    }
+
+    /// The resize channel's sizes, latest first (once; `None` if it is not
+    /// inbound).
+    pub(super) fn resize(&mut self) -> Option<Latest> {
+        self.resize.take().map(|receiver| Latest { receiver })
     }
 
     /// The reading end of `channel` (once; `None` if it is not inbound).
@@ -226,7 +268,12 @@ struct Driver<S> {
     outgoing_open: bool,
     /// Messages were sent since the last flush.
     flush: bool,
+    /// Ticks while delivery is blocked: a pong is due at each.
+    pongs: tokio::time::Interval,
+    pong_due: bool,
     senders: [Option<PollSender<Item>>; CHANNELS],
+    /// The resize channel: the latest message, never blocking.
+    resize: Option<watch::Sender<Option<Bytes>>>,
     /// A received item whose channel's queue was full.
     pending: Option<(usize, Item)>,
     shared: Arc<Shared>,
@@ -240,6 +287,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Err(failed(e)),
                 Poll::Pending => break,
+            }
+            if self.pong_due {
+                self.pong_due = false;
+                Pin::new(&mut self.ws)
+                    .start_send(Message::Pong(Vec::new()))
+                    .map_err(failed)?;
+                self.flush = true;
+                continue;
             }
             let message = match self.outgoing.poll_recv(cx) {
                 Poll::Ready(Some(message)) => message,
@@ -306,7 +361,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 ))
             }
             Message::Close(frame) => {
-                let normal = frame.as_ref().is_none_or(|f| f.code == CloseCode::Normal);
+                // Only a normal close is a clean end (client-go agrees: a
+                // close without a status is an error there too).
+                let normal = frame.as_ref().is_some_and(|f| f.code == CloseCode::Normal);
                 self.shared.set(match normal {
                     true => Ending::Clean,
                     false => Ending::Failed(
@@ -325,6 +382,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             // An empty message says nothing.
             None => Ok(()),
             Some(CLOSE_SIGNAL) => match data.get(1) {
+                Some(&RESIZE) if data.len() == 2 => {
+                    self.resize = None;
+                    Ok(())
+                }
                 Some(&channel) if data.len() == 2 && (channel as usize) < CHANNELS => {
                     self.pending = Some((channel as usize, Item::End));
                     Ok(())
@@ -334,6 +395,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     format!("a malformed close signal: {data:?}"),
                 )),
             },
+            Some(RESIZE) => {
+                if let Some(resize) = &self.resize {
+                    resize.send_replace(Some(Bytes::from(data).slice(1..)));
+                }
+                Ok(())
+            }
             // Data for a channel nobody reads (or unknown) is dropped, as
             // client-go does.
             Some(channel) if (channel as usize) < CHANNELS && data.len() > 1 => {
@@ -350,7 +417,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             if let Err(ending) = self.poll_outgoing(cx) {
                 return Poll::Ready(ending);
             }
-            ready!(self.poll_deliver(cx));
+            if self.poll_deliver(cx).is_pending() {
+                // Not reading: nobody answers the peer's pings.
+                if self.pongs.poll_tick(cx).is_ready() {
+                    self.pong_due = true;
+                    continue;
+                }
+                return Poll::Pending;
+            }
             match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
                 Some(Ok(message)) => {
                     if let Err(ending) = self.receive(message) {
@@ -380,6 +454,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Future for Driver<S> {
         this.shared.set(ending);
         // Dropping the senders ends the readers (after what they queued).
         this.senders = Default::default();
+        this.resize = None;
         Poll::Ready(())
     }
 }
@@ -428,6 +503,25 @@ impl AsyncRead for Reader {
                     Some(Ending::Clean) => this.done = true,
                     _ => return Poll::Ready(Err(this.shared.gone())),
                 },
+            }
+        }
+    }
+}
+
+/// The resize channel's messages, keeping only the latest one the
+/// application has not taken (a terminal's size is all that matters).
+#[derive(Debug)]
+pub(super) struct Latest {
+    receiver: watch::Receiver<Option<Bytes>>,
+}
+
+impl Latest {
+    /// The next message not seen yet; `None` at the channel's end.
+    pub(super) async fn next(&mut self) -> Option<Bytes> {
+        loop {
+            self.receiver.changed().await.ok()?;
+            if let Some(message) = self.receiver.borrow_and_update().clone() {
+                return Some(message);
             }
         }
     }
@@ -497,5 +591,211 @@ impl AsyncWrite for Writer {
         this.closed = true;
         this.sender.close();
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, DuplexStream};
+    use tokio_tungstenite::tungstenite::protocol::Role;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    /// A server-side connection (`inbound` channels, pongs every
+    /// `heartbeat`) and the raw WebSocket of its client.
+    async fn pair(
+        inbound: &[u8],
+        heartbeat: Duration,
+    ) -> (Connection, WebSocketStream<DuplexStream>) {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let server = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
+        let client = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
+        (
+            Connection::spawn_with(server, Side::Server, inbound, heartbeat),
+            client,
+        )
+    }
+
+    async fn send(ws: &mut WebSocketStream<DuplexStream>, message: Message) {
+        let sent = async {
+            std::future::poll_fn(|cx| Pin::new(&mut *ws).poll_ready(cx)).await?;
+            Pin::new(&mut *ws).start_send(message)?;
+            std::future::poll_fn(|cx| Pin::new(&mut *ws).poll_flush(cx)).await
+        };
+        tokio::time::timeout(WAIT, sent).await.unwrap().unwrap();
+    }
+
+    async fn next(ws: &mut WebSocketStream<DuplexStream>) -> Option<Message> {
+        let next = std::future::poll_fn(|cx| Pin::new(&mut *ws).poll_next(cx));
+        tokio::time::timeout(WAIT, next).await.unwrap()?.ok()
+    }
+
+    async fn read_all(reader: &mut Reader) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        tokio::time::timeout(WAIT, reader.read_to_end(&mut out))
+            .await
+            .unwrap()?;
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn pongs_while_the_application_does_not_read() {
+        let (mut connection, mut client) = pair(&[STDIN], Duration::from_millis(20)).await;
+        let _stdin = connection.reader(STDIN);
+        // More than the queue and the pending slot hold: the driver stops
+        // reading, so it cannot answer a ping.
+        for _ in 0..CHANNEL_QUEUE + 4 {
+            send(
+                &mut client,
+                Message::Binary([&[STDIN][..], &[b'a'; 100]].concat()),
+            )
+            .await;
+        }
+        send(&mut client, Message::Ping(b"hi".to_vec())).await;
+        loop {
+            match next(&mut client).await {
+                Some(Message::Pong(_)) => break,
+                Some(_) => continue,
+                None => panic!("the connection ended without a pong"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn close_signal_ends_one_channel_and_a_normal_close_the_rest() {
+        let (mut connection, mut client) = pair(&[STDIN, RESIZE], HEARTBEAT).await;
+        let mut stdin = connection.reader(STDIN).unwrap();
+        let mut stdout = connection.writer(STDOUT);
+        send(&mut client, Message::Binary(b"\x00abc".to_vec())).await;
+        // Data for a channel that is not inbound, an empty message and an
+        // unknown channel are dropped.
+        send(&mut client, Message::Binary(b"\x01ignored".to_vec())).await;
+        send(&mut client, Message::Binary(Vec::new())).await;
+        send(&mut client, Message::Binary(b"\x09ignored".to_vec())).await;
+        send(&mut client, Message::Binary(vec![CLOSE_SIGNAL, STDIN])).await;
+        assert_eq!(read_all(&mut stdin).await.unwrap(), b"abc");
+        // The connection goes on after stdin's end.
+        tokio::io::AsyncWriteExt::write_all(&mut stdout, b"out")
+            .await
+            .unwrap();
+        assert_eq!(
+            next(&mut client).await,
+            Some(Message::Binary(b"\x01out".to_vec()))
+        );
+        // The server's shutdown of a channel sends nothing (client-go would
+        // log an unknown stream 255).
+        tokio::io::AsyncWriteExt::shutdown(&mut stdout)
+            .await
+            .unwrap();
+        // The close ends when the client answers it (tungstenite does, as
+        // it reads on to the end).
+        let client_side = async {
+            let close = next(&mut client).await;
+            (close, next(&mut client).await)
+        };
+        let (_, (close, end)) = tokio::join!(connection.close(WAIT), client_side);
+        match close {
+            Some(Message::Close(Some(frame))) => assert_eq!(frame.code, CloseCode::Normal),
+            other => panic!("expected a normal close, got {other:?}"),
+        }
+        assert_eq!(end, None);
+    }
+
+    #[tokio::test]
+    async fn only_a_normal_close_is_a_clean_end() {
+        for (close, clean) in [
+            (Some(CloseCode::Normal), true),
+            (None, false),
+            (Some(CloseCode::Away), false),
+        ] {
+            let (mut connection, mut client) = pair(&[STDIN], HEARTBEAT).await;
+            let mut stdin = connection.reader(STDIN).unwrap();
+            send(&mut client, Message::Binary(b"\x00data".to_vec())).await;
+            let frame = close.map(|code| CloseFrame {
+                code,
+                reason: "".into(),
+            });
+            send(&mut client, Message::Close(frame)).await;
+            let read = read_all(&mut stdin).await;
+            match clean {
+                true => assert_eq!(read.unwrap(), b"data"),
+                false => assert!(read.is_err(), "{close:?} read as {read:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_just_ends_is_an_error() {
+        let (mut connection, client) = pair(&[STDIN], HEARTBEAT).await;
+        let mut stdin = connection.reader(STDIN).unwrap();
+        drop(client);
+        let read = read_all(&mut stdin).await;
+        assert!(read.is_err(), "{read:?}");
+        // A writer sees the connection gone too.
+        let mut stdout = connection.writer(STDOUT);
+        let written = async {
+            loop {
+                tokio::io::AsyncWriteExt::write_all(&mut stdout, b"x").await?;
+            }
+        };
+        let written: io::Result<()> = tokio::time::timeout(WAIT, written).await.unwrap();
+        assert!(written.is_err());
+    }
+
+    #[tokio::test]
+    async fn resize_keeps_the_latest_and_never_blocks_stdin() {
+        let (mut connection, mut client) = pair(&[STDIN, RESIZE], HEARTBEAT).await;
+        let mut resize = connection.resize().unwrap();
+        let mut stdin = connection.reader(STDIN).unwrap();
+        for width in 0..20 {
+            let message = format!("\x04{{\"Width\":{width},\"Height\":24}}");
+            send(&mut client, Message::Binary(message.into_bytes())).await;
+        }
+        send(&mut client, Message::Binary(b"\x00after".to_vec())).await;
+        send(&mut client, Message::Binary(vec![CLOSE_SIGNAL, STDIN])).await;
+        assert_eq!(read_all(&mut stdin).await.unwrap(), b"after");
+        let latest = tokio::time::timeout(WAIT, resize.next()).await.unwrap();
+        assert_eq!(latest.as_deref(), Some(&br#"{"Width":19,"Height":24}"#[..]));
+        send(&mut client, Message::Binary(vec![CLOSE_SIGNAL, RESIZE])).await;
+        assert_eq!(
+            tokio::time::timeout(WAIT, resize.next()).await.unwrap(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn malformed_close_signal_fails_the_connection() {
+        let (mut connection, mut client) = pair(&[STDIN], HEARTBEAT).await;
+        let mut stdin = connection.reader(STDIN).unwrap();
+        send(&mut client, Message::Binary(vec![CLOSE_SIGNAL, STDIN, 0])).await;
+        let read = read_all(&mut stdin).await;
+        assert_eq!(read.map_err(|e| e.kind()), Err(io::ErrorKind::InvalidData));
+    }
+
+    #[tokio::test]
+    async fn client_writes_one_message_per_write_and_signals_its_end() {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        let client = WebSocketStream::from_raw_socket(a, Role::Client, None).await;
+        let mut server = WebSocketStream::from_raw_socket(b, Role::Server, None).await;
+        let connection = Connection::spawn(client, Side::Client, &[ERROR]);
+        let mut stdin = connection.writer(STDIN);
+        let big = vec![7u8; MAX_WRITE + 10];
+        tokio::io::AsyncWriteExt::write_all(&mut stdin, &big)
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::shutdown(&mut stdin)
+            .await
+            .unwrap();
+        let mut first = vec![STDIN];
+        first.extend_from_slice(&big[..MAX_WRITE]);
+        assert_eq!(next(&mut server).await, Some(Message::Binary(first)));
+        let rest = [&[STDIN][..], &big[MAX_WRITE..]].concat();
+        assert_eq!(next(&mut server).await, Some(Message::Binary(rest)));
+        assert_eq!(
+            next(&mut server).await,
+            Some(Message::Binary(vec![CLOSE_SIGNAL, STDIN]))
+        );
+        drop(connection);
     }
 }

@@ -329,7 +329,7 @@ async fn spdy_streams(
             }
             Some(b"resize") if resize.is_none() => {
                 let recv = stream.reply(reply, true)?.1;
-                resize = Some(Resize::new(StreamReader::new(recv).into()));
+                resize = Some(Resize::stream(StreamReader::new(recv).into()));
             }
             _ => stream.refuse(RstStatus::RefusedStream)?,
         }
@@ -373,9 +373,7 @@ async fn websocket_channels(
     Ok(ExecSession {
         protocol: ExecProtocol::V5,
         stdin: connection.reader(channels::STDIN).map(ChannelReader::from),
-        resize: connection
-            .reader(channels::RESIZE)
-            .map(|r| Resize::new(r.into())),
+        resize: connection.resize().map(Resize::latest),
         stdout,
         stderr,
         error,
@@ -393,7 +391,8 @@ pub struct ExecSession {
     /// The request's parameters.
     pub request: ExecRequest,
     /// The command's input (ends at the client's end of stdin), if asked
-    /// for.
+    /// for. Read it (or drop it): unread input eventually pauses the whole
+    /// session, as neither protocol has flow control.
     pub stdin: Option<ChannelReader>,
     /// The command's output, if asked for.
     pub stdout: Option<ChannelWriter>,
@@ -455,12 +454,13 @@ impl ExecSession {
 
     async fn finish_with(mut self, report: String) -> io::Result<()> {
         // The standard streams end first: the client reads them to their
-        // end before it looks at the error stream.
+        // end before it looks at the error stream. One the client reset (it
+        // did not want it) fails to end; the report goes out all the same.
         for stream in [self.stdout.as_mut(), self.stderr.as_mut()]
             .into_iter()
             .flatten()
         {
-            stream.shutdown().await?;
+            let _ = stream.shutdown().await;
         }
         if !report.is_empty() {
             self.error.write_all(report.as_bytes()).await?;
@@ -485,9 +485,14 @@ impl ExecSession {
                 })
                 .await;
             }
-            // The normal close ends every channel at the client, after
-            // what was written on them.
-            SessionTransport::WebSocket(connection) => connection.close(FINISH_LINGER).await,
+            SessionTransport::WebSocket(connection) => {
+                // Input nobody will read must not hold the driver (and the
+                // close behind it): dropped, it is discarded.
+                drop((self.stdin.take(), self.resize.take()));
+                // The normal close ends every channel at the client, after
+                // what was written on them.
+                connection.close(FINISH_LINGER).await
+            }
         }
         Ok(())
     }
@@ -495,41 +500,61 @@ impl ExecSession {
 
 /// The resize stream: terminal sizes, as the client sends them
 /// (`{"Width":80,"Height":24}` objects, one after another).
+///
+/// Over a WebSocket only the latest size not yet taken is kept (the
+/// connection never waits for the application to take sizes); over SPDY
+/// every size is, and a resize stream nobody reads eventually pauses the
+/// session like any other stream.
 #[derive(Debug)]
-pub struct Resize {
-    reader: ChannelReader,
-    buffer: Vec<u8>,
+pub struct Resize(ResizeSource);
+
+#[derive(Debug)]
+enum ResizeSource {
+    /// A byte stream of JSON objects (SPDY).
+    Stream {
+        reader: ChannelReader,
+        buffer: Vec<u8>,
+    },
+    /// One JSON object per message, latest only (WebSocket).
+    Latest(channels::Latest),
 }
 
 /// The largest resize message kept while waiting for its end.
 const MAX_RESIZE_MESSAGE: usize = 4096;
 
 impl Resize {
-    fn new(reader: ChannelReader) -> Resize {
-        Resize {
+    fn stream(reader: ChannelReader) -> Resize {
+        Resize(ResizeSource::Stream {
             reader,
             buffer: Vec::new(),
-        }
+        })
+    }
+
+    fn latest(latest: channels::Latest) -> Resize {
+        Resize(ResizeSource::Latest(latest))
     }
 
     /// The next size as `(width, height)`; `None` at the stream's end (or
     /// on a stream error, or a message that is not a size).
     pub async fn next(&mut self) -> Option<(u16, u16)> {
-        loop {
-            if let Some(end) = self.buffer.iter().position(|&b| b == b'}') {
-                let message: Vec<u8> = self.buffer.drain(..=end).collect();
-                let text = String::from_utf8_lossy(&message);
-                return Some((json_number(&text, "Width")?, json_number(&text, "Height")?));
-            }
-            if self.buffer.len() > MAX_RESIZE_MESSAGE {
-                return None;
-            }
-            let mut chunk = [0; 512];
-            match self.reader.read(&mut chunk).await {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
-            }
-        }
+        let message = match &mut self.0 {
+            ResizeSource::Latest(latest) => latest.next().await?.to_vec(),
+            ResizeSource::Stream { reader, buffer } => loop {
+                if let Some(end) = buffer.iter().position(|&b| b == b'}') {
+                    break buffer.drain(..=end).collect();
+                }
+                if buffer.len() > MAX_RESIZE_MESSAGE {
+                    return None;
+                }
+                let mut chunk = [0; 512];
+                match reader.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return None,
+                    Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                }
+            },
+        };
+        let text = String::from_utf8_lossy(&message);
+        Some((json_number(&text, "Width")?, json_number(&text, "Height")?))
     }
 }
 

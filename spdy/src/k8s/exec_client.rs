@@ -220,8 +220,13 @@ impl ExecClient {
             protocol,
             error,
             transport,
-            ..
+            stdin,
+            stdout,
+            stderr,
+            resize,
         } = self;
+        // Unread output would hold the session (and the report behind it).
+        drop((stdin, stdout, stderr, resize));
         let mut report = Vec::new();
         error
             .take(MAX_STATUS as u64 + 1)

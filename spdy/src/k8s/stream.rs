@@ -26,7 +26,10 @@ enum Reader {
 }
 
 /// The writing end of an exec stream ([`AsyncWrite`]): stdout / stderr /
-/// error on the server, stdin / resize on the client. `shutdown` ends it.
+/// error on the server, stdin / resize on the client. `shutdown` ends it
+/// at once over SPDY and from the client over a WebSocket; the server's
+/// WebSocket channels end together when the session finishes (client-go
+/// has no end for a single one of them).
 #[derive(Debug)]
 pub struct ChannelWriter(Writer);
 
