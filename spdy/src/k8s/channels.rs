@@ -17,9 +17,13 @@
 //! writers queue at most [`OUTGOING_QUEUE`] messages. The resize channel
 //! never pauses the connection: it keeps only the latest size.
 //!
-//! While the driver does not read, it cannot answer the client's pings
-//! (client-go gives up after a minute without a pong), so it sends a pong
-//! of its own every [`HEARTBEAT`] (RFC 6455 5.5.3 allows unsolicited
+//! Every [`HEARTBEAT`] the driver sends a control frame. While it reads,
+//! a ping, and a peer that has sent nothing at all for [`PEER_TIMEOUT`]
+//! of reading (not even the pong) is taken for gone: the connection fails
+//! instead of waiting forever (kubectl, once a write of its own timed out,
+//! never writes again, nor closes). While it does not read, it cannot
+//! answer the peer's pings (client-go gives up after a minute without a
+//! pong), so it sends a pong of its own (RFC 6455 5.5.3 allows unsolicited
 //! pongs; client-go's pong handler only pushes its read deadline on).
 
 use std::future::Future;
@@ -64,8 +68,11 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 /// The most data a write puts in one message (what client-go's copies
 /// write at a time).
 pub const MAX_WRITE: usize = 32 * 1024;
-/// How often a pong goes out while the driver is not reading.
+/// How often a ping (or, while the driver is not reading, a pong) goes
+/// out.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// How long a peer may stay silent while the driver reads.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What a channel's queue carries.
 #[derive(Debug)]
@@ -153,14 +160,15 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        Connection::spawn_with(ws, side, inbound, HEARTBEAT)
+        Connection::spawn_with(ws, side, inbound, HEARTBEAT, PEER_TIMEOUT)
     }
 
     fn spawn_with<S>(
         ws: WebSocketStream<S>,
         side: Side,
         inbound: &[u8],
-        heartbeat: Duration,
+        period: Duration,
+        peer_timeout: Duration,
     ) -> Connection
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -180,16 +188,19 @@ impl Connection {
             }
         }
         let shared = Arc::new(Shared::default());
-        let mut pongs =
-            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-        pongs.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let silent_ticks_allowed = peer_timeout.as_millis() / period.as_millis().max(1);
         let driver = Driver {
             ws,
             outgoing: outgoing_rx,
             outgoing_open: true,
             flush: false,
-            pongs,
-            pong_due: false,
+            heartbeat,
+            due: None,
+            heard: false,
+            silent_ticks: 0,
+            silent_ticks_allowed: silent_ticks_allowed.try_into().unwrap_or(u32::MAX),
             senders,
             resize: resize_tx,
             pending: None,
@@ -268,9 +279,15 @@ struct Driver<S> {
     outgoing_open: bool,
     /// Messages were sent since the last flush.
     flush: bool,
-    /// Ticks while delivery is blocked: a pong is due at each.
-    pongs: tokio::time::Interval,
-    pong_due: bool,
+    /// Ticks every [`HEARTBEAT`]: a ping or a pong is due at each.
+    heartbeat: tokio::time::Interval,
+    due: Option<Message>,
+    /// Something came from the peer since the last tick.
+    heard: bool,
+    /// Ticks while reading without a word from the peer, and how many
+    /// make it gone.
+    silent_ticks: u32,
+    silent_ticks_allowed: u32,
     senders: [Option<PollSender<Item>>; CHANNELS],
     /// The resize channel: the latest message, never blocking.
     resize: Option<watch::Sender<Option<Bytes>>>,
@@ -288,11 +305,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 Poll::Ready(Err(e)) => return Err(failed(e)),
                 Poll::Pending => break,
             }
-            if self.pong_due {
-                self.pong_due = false;
-                Pin::new(&mut self.ws)
-                    .start_send(Message::Pong(Vec::new()))
-                    .map_err(failed)?;
+            if let Some(message) = self.due.take() {
+                Pin::new(&mut self.ws).start_send(message).map_err(failed)?;
                 self.flush = true;
                 continue;
             }
@@ -417,16 +431,33 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             if let Err(ending) = self.poll_outgoing(cx) {
                 return Poll::Ready(ending);
             }
-            if self.poll_deliver(cx).is_pending() {
-                // Not reading: nobody answers the peer's pings.
-                if self.pongs.poll_tick(cx).is_ready() {
-                    self.pong_due = true;
-                    continue;
+            let blocked = self.poll_deliver(cx).is_pending();
+            if self.heartbeat.poll_tick(cx).is_ready() {
+                if blocked {
+                    // Not reading: nobody answers the peer's pings.
+                    self.due = Some(Message::Pong(Vec::new()));
+                } else {
+                    self.silent_ticks = match self.heard {
+                        true => 0,
+                        false => self.silent_ticks + 1,
+                    };
+                    self.heard = false;
+                    if self.silent_ticks > self.silent_ticks_allowed {
+                        return Poll::Ready(Ending::Failed(
+                            io::ErrorKind::TimedOut,
+                            "the peer stopped answering (no pong in time)".to_owned(),
+                        ));
+                    }
+                    self.due = Some(Message::Ping(Vec::new()));
                 }
+                continue;
+            }
+            if blocked {
                 return Poll::Pending;
             }
             match ready!(Pin::new(&mut self.ws).poll_next(cx)) {
                 Some(Ok(message)) => {
+                    self.heard = true;
                     if let Err(ending) = self.receive(message) {
                         return Poll::Ready(ending);
                     }
@@ -608,11 +639,19 @@ mod tests {
         inbound: &[u8],
         heartbeat: Duration,
     ) -> (Connection, WebSocketStream<DuplexStream>) {
+        pair_with(inbound, heartbeat, PEER_TIMEOUT).await
+    }
+
+    async fn pair_with(
+        inbound: &[u8],
+        heartbeat: Duration,
+        peer_timeout: Duration,
+    ) -> (Connection, WebSocketStream<DuplexStream>) {
         let (a, b) = tokio::io::duplex(1 << 20);
         let server = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
         let client = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
         (
-            Connection::spawn_with(server, Side::Server, inbound, heartbeat),
+            Connection::spawn_with(server, Side::Server, inbound, heartbeat, peer_timeout),
             client,
         )
     }
@@ -660,6 +699,30 @@ mod tests {
                 None => panic!("the connection ended without a pong"),
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_answers_pings_stays_and_a_silent_one_is_gone() {
+        let period = Duration::from_millis(20);
+        let (mut connection, mut client) = pair_with(&[STDIN], period, period * 3).await;
+        let mut stdin = connection.reader(STDIN).unwrap();
+        // Answering (tungstenite does as it reads) for many timeouts' worth.
+        let mut pings = 0;
+        while pings < 20 {
+            if let Some(Message::Ping(_)) = next(&mut client).await {
+                pings += 1;
+            }
+        }
+        send(&mut client, Message::Binary(b"\x00still here".to_vec())).await;
+        let mut buf = [0; 10];
+        let n = tokio::time::timeout(WAIT, stdin.read(&mut buf))
+            .await
+            .unwrap();
+        assert_eq!(&buf[..n.unwrap()], b"still here");
+        // Then silent (not even reading, so no pongs): gone, as an error.
+        let read = read_all(&mut stdin).await;
+        assert_eq!(read.map_err(|e| e.kind()), Err(io::ErrorKind::TimedOut));
+        drop(client);
     }
 
     #[tokio::test]
