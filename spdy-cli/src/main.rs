@@ -2,6 +2,7 @@
 //! 3.1 over plain TCP or TLS, and a decoder for captured SPDY byte streams.
 #![forbid(unsafe_code)]
 
+mod connect;
 mod frames;
 mod get;
 mod serve;
