@@ -1,7 +1,9 @@
-//! The `spdy` command: a file server and a client speaking SPDY/2, 3 and
-//! 3.1 over plain TCP or TLS, and a decoder for captured SPDY byte streams.
+//! The `spdy` command: a file server, a client and a load generator
+//! speaking SPDY/2, 3 and 3.1 over plain TCP or TLS, and a decoder for
+//! captured SPDY byte streams.
 #![forbid(unsafe_code)]
 
+mod bench;
 mod connect;
 mod frames;
 mod get;
@@ -25,6 +27,9 @@ enum Command {
     /// Fetch a URL over SPDY (http:// plain TCP, https:// TLS) and print the
     /// body.
     Get(get::Args),
+    /// Load a server: many requests for one URL over SPDY, in parallel;
+    /// report requests/s, MiB/s and latency percentiles.
+    Bench(bench::Args),
     /// Decode a captured one-direction SPDY byte stream (FILE or stdin) and
     /// print one line per frame.
     Frames(frames::Args),
@@ -42,6 +47,7 @@ fn main() -> ExitCode {
         Command::Frames(args) => frames::run(&args),
         Command::Serve(args) => runtime().block_on(serve::run(args)),
         Command::Get(args) => runtime().block_on(get::run(args)),
+        Command::Bench(args) => runtime().block_on(bench::run(args)),
     }
 }
 

@@ -515,3 +515,97 @@ async fn resets_are_reported_with_their_status() {
         );
     }
 }
+
+// ===== spdy bench =====
+
+/// `spdy bench --json`'s report, and the exit code.
+async fn bench(args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
+    let mut all = vec!["bench", "--json"];
+    all.extend_from_slice(args);
+    let output = spdy(&all).await;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let report = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}; stderr: {}", stderr(&output)));
+    (output.status.code(), report, stderr(&output))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_counts_every_request_and_byte() {
+    let dir = folder_of_sizes();
+    let server = Server::start(dir.path(), &[]).await;
+    let url = format!("http://{}/f65536.bin", server.addr);
+    for version in ["2", "3", "3.1"] {
+        let args = ["--spdy", version, "-n", "300", "-c", "2", "-m", "8", &url];
+        let (code, report, err) = bench(&args).await;
+        assert_eq!(code, Some(0), "{err}");
+        assert_eq!(report["version"], version);
+        assert_eq!(report["completed"], 300, "{report}");
+        assert_eq!(report["failed"], 0, "{report}");
+        assert_eq!(report["body_bytes"], 300 * 65536, "{report}");
+        assert_eq!(report["statuses"], serde_json::json!({"200": 300}));
+        let latency = &report["latency_ms"];
+        let (p50, max) = (
+            latency["p50"].as_f64().unwrap(),
+            latency["max"].as_f64().unwrap(),
+        );
+        assert!(0.0 < p50 && p50 <= max, "{report}");
+    }
+    // HEAD: no body; a missing file: its status, and no failure.
+    let (code, report, err) = bench(&["-I", "-n", "20", &url]).await;
+    assert_eq!((code, &report["body_bytes"]), (Some(0), &0.into()), "{err}");
+    let missing = format!("http://{}/missing", server.addr);
+    let (code, report, err) = bench(&["-n", "20", &missing]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(report["statuses"], serde_json::json!({"404": 20}));
+    // For a duration: it stops sending then, and waits for those in flight.
+    let (code, report, err) = bench(&["-d", "0.3", "-m", "4", &url]).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(report["completed"].as_u64().unwrap() > 0, "{report}");
+    assert!(report["seconds"].as_f64().unwrap() >= 0.3, "{report}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_reports_failures_by_cause() {
+    let addr = misbehaving_server().await;
+    // Every body is cut by RST_STREAM INTERNAL_ERROR: 50 failures, the
+    // connection goes on.
+    let url = format!("http://{addr}/cut");
+    let (code, report, err) = bench(&["-n", "50", "-m", "5", &url]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(report["completed"], 0, "{report}");
+    assert_eq!(report["failed"], 50, "{report}");
+    assert_eq!(
+        report["failures"],
+        serde_json::json!({"reset by peer (INTERNAL_ERROR)": 50})
+    );
+    // A server that hangs up at once: its connection's slots stop (no
+    // spinning through the budget), each failure counted.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hangs_up = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            drop(tcp);
+        }
+    });
+    let url = format!("http://{hangs_up}/");
+    let (code, report, err) = bench(&["-n", "1000", "-m", "5", &url]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(report["completed"], 0, "{report}");
+    let failed = report["failed"].as_u64().unwrap();
+    assert!((1..=5).contains(&failed), "{report}");
+    // Nothing listening: no report, the cause, exit 1.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let output = spdy(&["bench", "-n", "5", &format!("http://{closed}/")]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("connection refused"),
+        "{}",
+        stderr(&output)
+    );
+    // Bad usage.
+    let output = spdy(&["bench", "-c", "0", &format!("http://{addr}/")]).await;
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+}
