@@ -7,7 +7,10 @@ mod bench;
 mod connect;
 mod frames;
 mod get;
+mod origin;
+mod proxy;
 mod serve;
+mod tunnel;
 
 use std::process::ExitCode;
 
@@ -30,6 +33,12 @@ enum Command {
     /// Load a server: many requests for one URL over SPDY, in parallel;
     /// report requests/s, MiB/s and latency percentiles.
     Bench(bench::Args),
+    /// The public end of a reverse tunnel: HTTP/1.1 clients' requests go
+    /// to the origins that dialed in, over SPDY/3.1.
+    Proxy(proxy::Args),
+    /// The private end of a reverse tunnel: dial a proxy and serve its
+    /// requests (a folder, or a local HTTP/1.1 server).
+    Origin(origin::Args),
     /// Decode a captured one-direction SPDY byte stream (FILE or stdin) and
     /// print one line per frame.
     Frames(frames::Args),
@@ -48,6 +57,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime().block_on(serve::run(args)),
         Command::Get(args) => runtime().block_on(get::run(args)),
         Command::Bench(args) => runtime().block_on(bench::run(args)),
+        Command::Proxy(args) => runtime().block_on(proxy::run(args)),
+        Command::Origin(args) => runtime().block_on(origin::run(args)),
     }
 }
 

@@ -224,7 +224,7 @@ async fn handle(root: &Path, peer: SocketAddr, req: Request<RecvBody>) -> Respon
     response
 }
 
-async fn respond(root: &Path, req: &Request<RecvBody>) -> Response<ServeBody> {
+pub(crate) async fn respond(root: &Path, req: &Request<RecvBody>) -> Response<ServeBody> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
         let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, head);

@@ -352,10 +352,28 @@ impl fmt::Display for Refused {
 /// Nothing here times out: wrap the call in `tokio::time::timeout` against
 /// a server that never answers.
 pub async fn connect<T>(
-    mut io: T,
+    io: T,
     request: impl Into<UpgradeRequest>,
     config: Config,
 ) -> Result<(Handle, Connection<Rewind<T>>, Response<()>), UpgradeError>
+where
+    T: AsyncRead + AsyncWrite + Unpin,
+{
+    let (io, response) = connect_io(io, request).await?;
+    let (handle, connection) = crate::handshake(io, Role::Client, Version::V3_1, config);
+    Ok((handle, connection, response))
+}
+
+/// The HTTP half of [`connect`]: the upgrade exchange, then the socket
+/// (with any bytes already read after the 101) for a SPDY/3.1 session in
+/// the role of the caller's choice. Who dialed need not be the SPDY
+/// client: a reverse tunnel's origin dials its proxy, upgrades, and then
+/// serves the proxy's requests with
+/// [`server::Builder::serve_connection`](crate::server::Builder::serve_connection).
+pub async fn connect_io<T>(
+    mut io: T,
+    request: impl Into<UpgradeRequest>,
+) -> Result<(Rewind<T>, Response<()>), UpgradeError>
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
@@ -392,9 +410,7 @@ where
     if !has_token(response.headers(), &CONNECTION, "upgrade") {
         return Err(UpgradeError::MissingConnectionUpgrade);
     }
-    let io = Rewind::new(io, buf.freeze());
-    let (handle, connection) = crate::handshake(io, Role::Client, Version::V3_1, config);
-    Ok((handle, connection, response))
+    Ok((Rewind::new(io, buf.freeze()), response))
 }
 
 /// Reads the final response head (interim 1xx skipped, 101 excepted):
@@ -796,6 +812,18 @@ impl ServerUpgrade {
     /// [`Handle`] and its [`Connection`] (spawn it; it fails with an I/O
     /// error if the upgrade does not happen).
     pub fn into_parts<B: Default>(self) -> (Response<B>, Handle, Connection<UpgradedIo>) {
+        let config = self.config.clone();
+        let (response, io) = self.into_io();
+        let (handle, connection) = crate::handshake(io, Role::Server, Version::V3_1, config);
+        (response, handle, connection)
+    }
+
+    /// The 101 response to return from the service and the socket it
+    /// will give, for a SPDY/3.1 session in the role of the caller's
+    /// choice (the configuration set here is not used): a reverse tunnel's
+    /// proxy, which accepted the origin's upgrade, is the SPDY client on
+    /// it ([`client::Builder::handshake`](crate::client::Builder::handshake)).
+    pub fn into_io<B: Default>(self) -> (Response<B>, UpgradedIo) {
         let mut response = Response::new(B::default());
         *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
         let headers = response.headers_mut();
@@ -809,8 +837,7 @@ impl ServerUpgrade {
         let io = UpgradedIo {
             state: IoState::Waiting(self.on_upgrade),
         };
-        let (handle, connection) = crate::handshake(io, Role::Server, Version::V3_1, self.config);
-        (response, handle, connection)
+        (response, io)
     }
 
     /// Like [`into_parts`](Self::into_parts), with the connection spawned

@@ -1,0 +1,223 @@
+//! `spdy origin`: the private end of the reverse tunnel (see `tunnel.rs`).
+//!
+//! It dials the proxy (from behind NAT, nothing listens here), upgrades
+//! the connection to SPDY/3.1 and then serves the proxy's requests on it:
+//! the files of a folder (as `spdy serve` does), or whatever a local
+//! HTTP/1.1 server answers. When the tunnel fails it dials again, waiting
+//! longer after each failure (up to 30 s); a wrong token ends it.
+
+use std::convert::Infallible;
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use spdy::upgrade::{UpgradeError, UpgradeRequest};
+use spdy::RecvBody;
+use tokio::net::TcpStream;
+
+use crate::connect::{Target, CONNECT_TIMEOUT};
+use crate::serve::{self, ServeBody};
+use crate::tunnel::{self, MAX_BACKOFF, MIN_BACKOFF, NAME_HEADER, TOKEN_ENV, TUNNEL_PATH};
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Logs to standard error when the tunnel comes up or goes down. Exit status: 1 \
+when the proxy refuses the token or the name (it does not retry then), 2 bad \
+usage; otherwise it keeps the tunnel up until stopped.")]
+pub(crate) struct Args {
+    /// The proxy's tunnel address, HOST:PORT (what `spdy proxy --tunnels`
+    /// listens on).
+    #[arg(long, value_name = "HOST:PORT")]
+    proxy: String,
+    /// This origin's name: the proxy sends it the requests whose Host
+    /// starts with it (NAME.example.com), or all of them if it is the only
+    /// origin.
+    #[arg(long, default_value = tunnel::DEFAULT_NAME)]
+    name: String,
+    /// The proxy's secret.
+    #[arg(long, env = TOKEN_ENV, hide_env_values = true)]
+    token: Option<String>,
+    /// Serve the files of DIR (as `spdy serve` does).
+    #[arg(long, value_name = "DIR", required_unless_present = "forward")]
+    dir: Option<PathBuf>,
+    /// Pass each request to the HTTP/1.1 server at URL (http://host:port),
+    /// for instance a media server on this machine.
+    #[arg(long, value_name = "URL", conflicts_with = "dir")]
+    forward: Option<String>,
+}
+
+/// What answers the proxy's requests.
+#[derive(Clone)]
+enum Backend {
+    Files(Arc<PathBuf>),
+    /// host:port of a local HTTP/1.1 server.
+    Forward(Arc<str>),
+}
+
+pub(crate) async fn run(args: Args) -> ExitCode {
+    if !tunnel::valid_name(&args.name) {
+        eprintln!(
+            "spdy origin: the name {:?} is not a DNS label (a-z, 0-9, -)",
+            args.name
+        );
+        return ExitCode::from(2);
+    }
+    let backend = match (&args.dir, &args.forward) {
+        (Some(dir), _) => match tokio::fs::canonicalize(dir).await {
+            Ok(root) if root.is_dir() => Backend::Files(Arc::new(root)),
+            Ok(_) => {
+                eprintln!("spdy origin: {} is not a folder", dir.display());
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("spdy origin: {}: {e}", dir.display());
+                return ExitCode::from(2);
+            }
+        },
+        (None, Some(url)) => match Target::parse(url) {
+            Ok(target) if !target.tls => {
+                Backend::Forward(Arc::from(format!("{}:{}", target.host, target.port)))
+            }
+            Ok(_) => {
+                eprintln!("spdy origin: --forward takes an http:// URL");
+                return ExitCode::from(2);
+            }
+            Err(failure) => {
+                eprintln!("spdy origin: --forward: {}", failure.message);
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => {
+            eprintln!("spdy origin: give --dir or --forward");
+            return ExitCode::from(2);
+        }
+    };
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        match tunnel_once(&args, &backend).await {
+            Ok(ended) => {
+                eprintln!("spdy origin: the tunnel ended ({ended}); dialing again");
+                backoff = MIN_BACKOFF;
+            }
+            Err(Fatal(why)) => {
+                eprintln!("spdy origin: {why}");
+                return ExitCode::FAILURE;
+            }
+            Err(Retry(why)) => {
+                eprintln!("spdy origin: {why}; dialing again in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Why a tunnel could not come up.
+enum Failed {
+    /// Dialing again will not help (refused token or name).
+    Fatal(String),
+    Retry(String),
+}
+use Failed::{Fatal, Retry};
+
+/// Dials the proxy, upgrades, and serves the tunnel until it ends: how it
+/// ended, or why it did not come up.
+async fn tunnel_once(args: &Args, backend: &Backend) -> Result<String, Failed> {
+    let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&args.proxy)).await {
+        Ok(Ok(tcp)) => tcp,
+        Ok(Err(e)) => return Err(Retry(format!("cannot reach {}: {e}", args.proxy))),
+        Err(_) => return Err(Retry(format!("cannot reach {}: timed out", args.proxy))),
+    };
+    let _ = tcp.set_nodelay(true);
+    let invalid = |e: UpgradeError| Fatal(format!("invalid tunnel request: {e}"));
+    let mut request = UpgradeRequest::post(TUNNEL_PATH)
+        .and_then(|r| r.host(&args.proxy))
+        .and_then(|r| r.header(NAME_HEADER, &args.name))
+        .map_err(invalid)?;
+    if let Some(token) = &args.token {
+        request = request
+            .header(header::AUTHORIZATION.as_str(), &format!("Bearer {token}"))
+            .map_err(invalid)?;
+    }
+    let upgraded = tokio::time::timeout(CONNECT_TIMEOUT, spdy::upgrade::connect_io(tcp, request));
+    let (io, _) = match upgraded.await {
+        Ok(Ok(upgraded)) => upgraded,
+        Ok(Err(e)) => {
+            return Err(match e.refused().map(|r| r.status) {
+                Some(StatusCode::UNAUTHORIZED | StatusCode::BAD_REQUEST) => {
+                    Fatal(format!("the proxy refused the tunnel: {e}"))
+                }
+                _ => Retry(format!("no tunnel: {e}")),
+            })
+        }
+        Err(_) => return Err(Retry("no answer to the tunnel request".to_owned())),
+    };
+    eprintln!("spdy origin: tunnel up to {} as {}", args.proxy, args.name);
+    let backend = backend.clone();
+    let service = move |req: Request<RecvBody>| {
+        let backend = backend.clone();
+        async move { Ok::<_, Infallible>(answer(&backend, req).await) }
+    };
+    match spdy::server::Builder::new()
+        .serve_connection(io, service)
+        .await
+    {
+        Ok(()) => Ok("closed by the proxy".to_owned()),
+        Err(e) => Ok(crate::connect::describe(&e)),
+    }
+}
+
+type OriginBody = Either<ServeBody, Either<Incoming, Full<Bytes>>>;
+
+async fn answer(backend: &Backend, req: Request<RecvBody>) -> Response<OriginBody> {
+    match backend {
+        Backend::Files(root) => serve::respond(root, &req).await.map(Either::Left),
+        Backend::Forward(authority) => match pass_on(authority, req).await {
+            Ok(response) => response.map(|body| Either::Right(Either::Left(body))),
+            Err(e) => {
+                let why = format!("the local server at {authority} failed: {e}\n");
+                let mut response =
+                    Response::new(Either::Right(Either::Right(Full::new(Bytes::from(why)))));
+                *response.status_mut() = StatusCode::BAD_GATEWAY;
+                response
+            }
+        },
+    }
+}
+
+/// One request to the local HTTP/1.1 server, on a connection of its own.
+async fn pass_on(authority: &str, req: Request<RecvBody>) -> io::Result<Response<Incoming>> {
+    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"))??;
+    let _ = tcp.set_nodelay(true);
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .map_err(io::Error::other)?;
+    tokio::spawn(connection);
+    let (mut parts, body) = req.into_parts();
+    // Origin form on the wire; keep the public Host (virtual hosts).
+    if let Some(target) = parts
+        .uri
+        .path_and_query()
+        .and_then(|p| p.as_str().parse().ok())
+    {
+        parts.uri = target;
+    }
+    if !parts.headers.contains_key(header::HOST) {
+        if let Ok(host) = HeaderValue::from_str(authority) {
+            parts.headers.insert(header::HOST, host);
+        }
+    }
+    sender
+        .send_request(Request::from_parts(parts, body))
+        .await
+        .map_err(io::Error::other)
+}

@@ -1,0 +1,399 @@
+//! `spdy proxy`: the public end of the reverse tunnel (see `tunnel.rs`).
+//!
+//! Two listeners: origins dial the tunnel one and upgrade to SPDY/3.1,
+//! after which the proxy is the SPDY client on their connection; public
+//! HTTP/1.1 clients (browsers, curl, media players) connect to the other,
+//! and each of their requests goes down the tunnel of the origin its
+//! `Host` names, as one SPDY stream, the response streaming back under
+//! SPDY's flow control.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use spdy::client::SendRequest;
+use spdy::{RecvBody, Version};
+use tokio::net::TcpListener;
+
+use crate::connect::describe;
+use crate::tunnel::{self, DEFAULT_NAME, NAME_HEADER, TOKEN_ENV, TUNNEL_PATH};
+
+/// How long a public client (or an origin) has to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Tunnels kept per origin name, and in all: a bound on what origins
+/// (anyone, without a token) can make the proxy hold.
+const MAX_TUNNELS_PER_NAME: usize = 16;
+const MAX_TUNNELS: usize = 1024;
+
+#[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Prints `listening on http://ADDR` (public) and `tunnels on http://ADDR` on \
+standard output, and a line per origin that comes or goes, and per request, \
+on standard error.")]
+pub(crate) struct Args {
+    /// Where public HTTP/1.1 clients connect (port 0: any free one).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    listen: String,
+    /// Where origins dial in (port 0: any free one).
+    #[arg(long, default_value = "127.0.0.1:9090", value_name = "ADDR")]
+    tunnels: String,
+    /// The secret origins must present. Without one, any origin that
+    /// reaches the tunnel port is served: for loopback and trusted
+    /// networks only.
+    #[arg(long, env = TOKEN_ENV, hide_env_values = true)]
+    token: Option<String>,
+    /// Do not log each public request.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
+/// The origins connected now, by name; several tunnels of one name share
+/// its requests in turn.
+#[derive(Default)]
+struct Registry {
+    origins: Mutex<HashMap<String, Vec<Tunnel>>>,
+    next_id: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Tunnel {
+    id: u64,
+    send: SendRequest,
+}
+
+impl Registry {
+    /// Adds a tunnel; `None` when the limits are reached.
+    fn add(&self, name: &str, send: SendRequest) -> Option<u64> {
+        let mut origins = self.origins.lock().ok()?;
+        let total: usize = origins.values().map(Vec::len).sum();
+        let tunnels = origins.entry(name.to_owned()).or_default();
+        if total >= MAX_TUNNELS || tunnels.len() >= MAX_TUNNELS_PER_NAME {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        tunnels.push(Tunnel { id, send });
+        Some(id)
+    }
+
+    fn remove(&self, name: &str, id: u64) -> usize {
+        let Ok(mut origins) = self.origins.lock() else {
+            return 0;
+        };
+        let Some(tunnels) = origins.get_mut(name) else {
+            return 0;
+        };
+        tunnels.retain(|t| t.id != id);
+        let left = tunnels.len();
+        if left == 0 {
+            origins.remove(name);
+        }
+        left
+    }
+
+    /// The tunnel for a request to `host`: the origin named by its first
+    /// label, else the only origin name connected, else `default`; taken
+    /// in turn among that name's tunnels.
+    fn pick(&self, host: Option<&str>) -> Result<(String, SendRequest), String> {
+        let Ok(mut origins) = self.origins.lock() else {
+            return Err("the proxy is broken".to_owned());
+        };
+        let label = host
+            .map(|h| h.split(':').next().unwrap_or(h))
+            .and_then(|h| h.split('.').next())
+            .map(str::to_ascii_lowercase);
+        let name = match label {
+            Some(label) if origins.contains_key(&label) => label,
+            _ if origins.len() == 1 => origins.keys().next().cloned().unwrap_or_default(),
+            _ => DEFAULT_NAME.to_owned(),
+        };
+        let Some(tunnels) = origins.get_mut(&name) else {
+            return Err(format!("no origin named {name:?} is connected"));
+        };
+        tunnels.rotate_left(1);
+        match tunnels.last() {
+            Some(tunnel) => Ok((name, tunnel.send.clone())),
+            None => Err(format!("no origin named {name:?} is connected")),
+        }
+    }
+}
+
+pub(crate) async fn run(args: Args) -> ExitCode {
+    if args.token.as_deref() == Some("") {
+        eprintln!("spdy proxy: the token is empty");
+        return ExitCode::from(2);
+    }
+    let public = match TcpListener::bind(&args.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("spdy proxy: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let tunnels = match TcpListener::bind(&args.tunnels).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("spdy proxy: cannot listen on {}: {e}", args.tunnels);
+            return ExitCode::FAILURE;
+        }
+    };
+    let (Ok(public_addr), Ok(tunnel_addr)) = (public.local_addr(), tunnels.local_addr()) else {
+        eprintln!("spdy proxy: cannot read the listening addresses");
+        return ExitCode::FAILURE;
+    };
+    if args.token.is_none() {
+        eprintln!("spdy proxy: no token: any origin reaching {tunnel_addr} is served");
+    }
+    // Standard output: the two addresses, for scripts and tests.
+    println!("listening on http://{public_addr}");
+    println!("tunnels on http://{tunnel_addr}");
+
+    let registry = Arc::new(Registry::default());
+    let token: Option<Arc<str>> = args.token.as_deref().map(Arc::from);
+    tokio::spawn(accept_origins(tunnels, registry.clone(), token));
+    let quiet = args.quiet;
+    loop {
+        let (tcp, peer) = match public.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                eprintln!("spdy proxy: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let registry = registry.clone();
+                async move { Ok::<_, Infallible>(forward(&registry, req, peer, quiet).await) }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(TokioIo::new(tcp), service)
+                .await;
+        });
+    }
+}
+
+// ===== origins =====
+
+async fn accept_origins(listener: TcpListener, registry: Arc<Registry>, token: Option<Arc<str>>) {
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                eprintln!("spdy proxy: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (registry, token) = (registry.clone(), token.clone());
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let (registry, token) = (registry.clone(), token.clone());
+                async move { Ok::<_, Infallible>(register(req, peer, &registry, token.as_deref())) }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_TIMEOUT)
+                .serve_connection(TokioIo::new(tcp), service)
+                .with_upgrades()
+                .await;
+        });
+    }
+}
+
+/// An origin's upgrade request: checked, answered with 101, and its
+/// connection made a SPDY client session registered under its name.
+fn register(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    registry: &Arc<Registry>,
+    token: Option<&str>,
+) -> Response<String> {
+    let refuse = |status: StatusCode, why: String| {
+        eprintln!("spdy proxy: origin from {peer} refused: {why}");
+        let mut response = Response::new(format!("{why}\n"));
+        *response.status_mut() = status;
+        response
+    };
+    if req.uri().path() != TUNNEL_PATH {
+        return refuse(
+            StatusCode::NOT_FOUND,
+            format!("not a tunnel: {}", req.uri().path()),
+        );
+    }
+    if let Some(token) = token {
+        let presented = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if !tunnel::token_matches(token, presented) {
+            let mut response = refuse(StatusCode::UNAUTHORIZED, "wrong or missing token".into());
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            return response;
+        }
+    }
+    let name = match req.headers().get(NAME_HEADER).map(|v| v.to_str()) {
+        None => DEFAULT_NAME.to_owned(),
+        Some(Ok(name)) if tunnel::valid_name(name) => name.to_owned(),
+        Some(_) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("{NAME_HEADER} must be a DNS label (a-z, 0-9, -)"),
+            )
+        }
+    };
+    let upgrade = match spdy::upgrade::accept(&mut req) {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return refuse(rejection.status(), "not an upgrade to SPDY/3.1".into()),
+    };
+    let (response, io) = upgrade.into_io::<String>();
+    let (send, connection) = spdy::client::Builder::new()
+        .version(Version::V3_1)
+        .handshake(io);
+    let Some(id) = registry.add(&name, send) else {
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "too many tunnels (at most {MAX_TUNNELS_PER_NAME} per name, {MAX_TUNNELS} in all)"
+            ),
+        );
+    };
+    eprintln!("spdy proxy: origin {name} connected from {peer}");
+    let registry = registry.clone();
+    tokio::spawn(async move {
+        let ended = connection.await;
+        let left = registry.remove(&name, id);
+        let why = match ended {
+            Ok(()) => "closed".to_owned(),
+            Err(e) => describe(&e),
+        };
+        eprintln!(
+            "spdy proxy: origin {name} from {peer} gone ({why}); {left} tunnel(s) of {name} left"
+        );
+    });
+    response
+}
+
+// ===== public requests =====
+
+type ProxyBody = Either<RecvBody, Full<Bytes>>;
+
+/// Sends a public request down its origin's tunnel and the answer back.
+async fn forward(
+    registry: &Registry,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    quiet: bool,
+) -> Response<ProxyBody> {
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let (method, target) = (
+        req.method().clone(),
+        req.uri()
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned(),
+    );
+    let (name, send) = match registry.pick(host.as_deref()) {
+        Ok(picked) => picked,
+        Err(why) => return bad_gateway(why),
+    };
+    let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    let forwarded_for = match parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(earlier) => format!("{earlier}, {}", peer.ip()),
+        None => peer.ip().to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+        parts.headers.insert("x-forwarded-for", value);
+    }
+    parts
+        .headers
+        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    // Origin form for the tunnel; `Host` carries the authority.
+    if let Ok(uri) = target.parse() {
+        parts.uri = uri;
+    }
+    if let Some(host) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
+        parts.headers.insert(header::HOST, host);
+    }
+    let result = send.send_request(Request::from_parts(parts, body)).await;
+    let mut response = match result {
+        Ok(response) => response.map(Either::Left),
+        Err(e) => return bad_gateway(format!("origin {name}: {}", describe(&e))),
+    };
+    strip_hop_by_hop(response.headers_mut());
+    if !quiet {
+        eprintln!(
+            "{peer} {method} {target} -> {name}: {}",
+            response.status().as_u16()
+        );
+    }
+    response
+}
+
+/// Headers that belong to one HTTP/1.1 hop: `Connection` and what it
+/// names, and RFC 9110's list.
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+}
+
+fn bad_gateway(why: String) -> Response<ProxyBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(format!("{why}\n")))));
+    *response.status_mut() = StatusCode::BAD_GATEWAY;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,76 @@
+//! The reverse tunnel's conventions, shared by `spdy proxy` and
+//! `spdy origin`.
+//!
+//! An origin (a home or media server behind NAT) dials the proxy's tunnel
+//! port and sends an HTTP/1.1 upgrade to SPDY/3.1 for [`TUNNEL_PATH`], with
+//! its name in [`NAME_HEADER`] and the shared secret as
+//! `Authorization: Bearer TOKEN`. After the 101 the roles are reversed
+//! from who dialed: the proxy is the SPDY client and sends the public
+//! clients' requests down the tunnel; the origin is the SPDY server and
+//! answers them. Many requests share the tunnel, each a SPDY stream with
+//! its own flow control, and a public client that goes away resets its
+//! stream (RST_STREAM CANCEL) so that the origin stops sending.
+
+use std::time::Duration;
+
+/// The target of the origin's upgrade request.
+pub(crate) const TUNNEL_PATH: &str = "/.spdy-tunnel";
+/// The header naming the origin.
+pub(crate) const NAME_HEADER: &str = "x-spdy-tunnel-name";
+/// The environment variable both commands read the secret from.
+pub(crate) const TOKEN_ENV: &str = "SPDY_TUNNEL_TOKEN";
+/// The name of an origin that gives none.
+pub(crate) const DEFAULT_NAME: &str = "default";
+
+/// The first wait before an origin dials again, doubled at each failure
+/// up to [`MAX_BACKOFF`].
+pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(250);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Origin names are DNS labels (the proxy routes by the first label of
+/// `Host`): 1 to 63 of `a-z`, `0-9` and `-`, not starting or ending with
+/// `-`.
+pub(crate) fn valid_name(name: &str) -> bool {
+    (1..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+/// Whether `presented` is the expected secret, compared in constant time
+/// (no early exit at the first difference).
+pub(crate) fn token_matches(expected: &str, presented: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), presented.as_bytes());
+    let mut difference = a.len() ^ b.len();
+    for (i, &x) in a.iter().enumerate() {
+        difference |= usize::from(x ^ b.get(i).copied().unwrap_or(!x));
+    }
+    difference == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for good in ["default", "media", "a", "home-1", &"x".repeat(63)] {
+            assert!(valid_name(good), "{good}");
+        }
+        for bad in ["", "Media", "-a", "a-", "a.b", "a b", &"x".repeat(64), "é"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn tokens() {
+        assert!(token_matches("secret", "secret"));
+        assert!(!token_matches("secret", "secreT"));
+        assert!(!token_matches("secret", "secret2"));
+        assert!(!token_matches("secret", "secre"));
+        assert!(!token_matches("secret", ""));
+        assert!(token_matches("", ""));
+    }
+}

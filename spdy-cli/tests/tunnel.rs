@@ -1,0 +1,408 @@
+//! The reverse tunnel end to end: `spdy proxy` and `spdy origin` as real
+//! processes on 127.0.0.1, public requests made with hyper's HTTP/1.1
+//! client, origins serving a folder or forwarding to an HTTP/1.1 server
+//! of the test's own.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::{Frame, Incoming};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::timeout;
+
+/// The longest any one step may take.
+const LIMIT: Duration = Duration::from_secs(30);
+const TOKEN: &str = "test-secret";
+
+fn pattern(len: usize, seed: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i * 131 + seed * 17 + i / 509) % 256) as u8)
+        .collect()
+}
+
+/// A running `spdy` process (killed when dropped), its standard error
+/// line by line.
+struct Process {
+    _child: Child,
+    stdout: Vec<String>,
+    stderr: mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+}
+
+impl Process {
+    /// Starts `spdy ARGS` and reads `stdout_lines` lines of its standard
+    /// output.
+    async fn start(args: &[&str], env: &[(&str, &str)], stdout_lines: usize) -> Process {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_spdy"))
+            .args(args)
+            .env_remove("SPDY_TUNNEL_TOKEN")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn spdy");
+        let (lines, stderr) = mpsc::unbounded_channel();
+        let mut reader = BufReader::new(child.stderr.take().unwrap()).lines();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = reader.next_line().await {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut stdout = Vec::new();
+        for _ in 0..stdout_lines {
+            let line = timeout(LIMIT, out.next_line())
+                .await
+                .expect("no output in time")
+                .unwrap()
+                .unwrap_or_else(|| panic!("spdy {args:?} ended early"));
+            stdout.push(line);
+        }
+        Process {
+            _child: child,
+            stdout,
+            stderr,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line of standard error containing `needle` (after those
+    /// already waited for).
+    async fn wait_for(&mut self, needle: &str) -> String {
+        let found = timeout(LIMIT, async {
+            while let Some(line) = self.stderr.recv().await {
+                self.seen.push(line.clone());
+                if line.contains(needle) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!("no line with {needle:?}; saw {:#?}", self.seen),
+        }
+    }
+
+    /// Waits for the process to exit; its code.
+    async fn exit_code(mut self) -> Option<i32> {
+        let status = timeout(LIMIT, self._child.wait()).await;
+        status.expect("still running").unwrap().code()
+    }
+}
+
+/// A proxy (with the test token) on free ports: the process, its public
+/// address and its tunnel address.
+async fn proxy(tunnels: &str) -> (Process, String, String) {
+    let process = Process::start(
+        &["proxy", "--listen", "127.0.0.1:0", "--tunnels", tunnels],
+        &[("SPDY_TUNNEL_TOKEN", TOKEN)],
+        2,
+    )
+    .await;
+    let public = process.stdout[0]
+        .strip_prefix("listening on http://")
+        .unwrap()
+        .to_owned();
+    let tunnel = process.stdout[1]
+        .strip_prefix("tunnels on http://")
+        .unwrap()
+        .to_owned();
+    (process, public, tunnel)
+}
+
+async fn origin(tunnel: &str, name: &str, token: &str, backend: &[&str]) -> Process {
+    let mut args = vec![
+        "origin", "--proxy", tunnel, "--name", name, "--token", token,
+    ];
+    args.extend_from_slice(backend);
+    Process::start(&args, &[], 0).await
+}
+
+/// One HTTP/1.1 request to the proxy: status, headers and whole body.
+async fn fetch(
+    public: &str,
+    request: Request<Full<Bytes>>,
+) -> (StatusCode, http::HeaderMap, Vec<u8>) {
+    let tcp = TcpStream::connect(public).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let response = timeout(LIMIT, sender.send_request(request))
+        .await
+        .expect("no response in time")
+        .unwrap();
+    let (parts, body) = response.into_parts();
+    let body = timeout(LIMIT, body.collect())
+        .await
+        .expect("no body in time")
+        .unwrap()
+        .to_bytes();
+    (parts.status, parts.headers, body.to_vec())
+}
+
+fn get(host: &str, path: &str) -> Request<Full<Bytes>> {
+    Request::get(path)
+        .header("host", host)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
+}
+
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    [0usize, 1, 70_000, 5_000_000]
+        .into_iter()
+        .enumerate()
+        .map(|(seed, size)| {
+            let name = format!("f{size}.bin");
+            let data = pattern(size, seed);
+            std::fs::write(dir.join(&name), &data).unwrap();
+            (name, data)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_through_the_tunnel() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = files(dir.path());
+    let (mut proxy, public, tunnel) = proxy("127.0.0.1:0").await;
+    // No origin yet: 502, saying so.
+    let (status, _, body) = fetch(&public, get("media.example", "/f1.bin")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert!(
+        String::from_utf8_lossy(&body).contains("no origin"),
+        "{body:?}"
+    );
+
+    let dir_arg = dir.path().to_str().unwrap();
+    let _origin = origin(&tunnel, "media", TOKEN, &["--dir", dir_arg]).await;
+    proxy.wait_for("origin media connected").await;
+    for (name, data) in &files {
+        let (status, headers, body) =
+            fetch(&public, get("media.example", &format!("/{name}"))).await;
+        assert_eq!(status, StatusCode::OK, "{name}");
+        assert_eq!(headers["content-length"], data.len().to_string());
+        assert!(body == *data, "{name}: the bytes differ");
+    }
+    // A range, HEAD, a missing file.
+    let range = Request::get("/f5000000.bin")
+        .header("host", "media.example")
+        .header("range", "bytes=1000-1999")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, _, body) = fetch(&public, range).await;
+    assert_eq!(status, StatusCode::PARTIAL_CONTENT);
+    assert!(body == files[3].1[1000..2000]);
+    let head = Request::head("/f70000.bin")
+        .header("host", "media.example")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, headers, body) = fetch(&public, head).await;
+    assert_eq!((status, body.len()), (StatusCode::OK, 0));
+    assert_eq!(headers["content-length"], "70000");
+    let (status, _, _) = fetch(&public, get("media.example", "/missing")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // 40 clients at once, all down the one tunnel.
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..40 {
+        let public = public.clone();
+        let expected = files[2].1.clone();
+        tasks.spawn(async move {
+            let (status, _, body) = fetch(&public, get("media.example", "/f70000.bin")).await;
+            assert_eq!(status, StatusCode::OK, "request {n}");
+            assert!(body == expected, "request {n}: the bytes differ");
+        });
+    }
+    while let Some(done) = timeout(LIMIT, tasks.join_next()).await.unwrap() {
+        done.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_is_refused_and_the_origin_stops() {
+    let (mut proxy, public, tunnel) = proxy("127.0.0.1:0").await;
+    let mut origin = origin(&tunnel, "media", "not-the-token", &["--dir", "."]).await;
+    proxy.wait_for("refused: wrong or missing token").await;
+    origin.wait_for("401").await;
+    assert_eq!(origin.exit_code().await, Some(1));
+    let (status, _, _) = fetch(&public, get("media.example", "/")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_origin_dials_again_when_the_proxy_comes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.txt"), "hello\n").unwrap();
+    let (mut first, _, tunnel) = proxy("127.0.0.1:0").await;
+    let mut origin = origin(
+        &tunnel,
+        "home",
+        TOKEN,
+        &["--dir", dir.path().to_str().unwrap()],
+    )
+    .await;
+    first.wait_for("origin home connected").await;
+    origin.wait_for("tunnel up").await;
+    drop(first);
+    origin.wait_for("the tunnel ended").await;
+    // A new proxy on the same tunnel port: the origin finds it.
+    let (mut second, public, _) = proxy(&tunnel).await;
+    second.wait_for("origin home connected").await;
+    let (status, _, body) = fetch(&public, get(&public, "/hello.txt")).await;
+    assert_eq!((status, &body[..]), (StatusCode::OK, &b"hello\n"[..]));
+}
+
+/// What the local HTTP/1.1 server of the forwarding tests saw.
+#[derive(Default)]
+struct Seen {
+    /// An endless body stopped being taken.
+    abandoned: Notify,
+}
+
+/// A local HTTP/1.1 server: `/echo` answers with the request's method,
+/// path, Host, X-Forwarded-For and body length; `/endless` streams until
+/// the reader goes away.
+async fn local_server(seen: Arc<Seen>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let seen = seen.clone();
+                    async move { Ok::<_, Infallible>(local_answer(req, seen).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+type LocalBody = http_body_util::Either<Full<Bytes>, Endless>;
+
+/// A body fed by a channel, as long as the sender sends.
+struct Endless(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for Endless {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|data| data.map(|d| Ok(Frame::data(d))))
+    }
+}
+
+async fn local_answer(req: Request<Incoming>, seen: Arc<Seen>) -> Response<LocalBody> {
+    if req.uri().path() == "/endless" {
+        let (tx, rx) = mpsc::channel(1);
+        tokio::spawn(async move {
+            let chunk = Bytes::from(vec![b'e'; 64 * 1024]);
+            while tx.send(chunk.clone()).await.is_ok() {}
+            // The body's receiver is gone: nobody reads any more.
+            seen.abandoned.notify_one();
+        });
+        return Response::new(http_body_util::Either::Right(Endless(rx)));
+    }
+    let text = format!(
+        "{} {} host={} xff={}",
+        req.method(),
+        req.uri(),
+        req.headers()
+            .get("host")
+            .map_or("-", |v| v.to_str().unwrap()),
+        req.headers()
+            .get("x-forwarded-for")
+            .map_or("-", |v| v.to_str().unwrap()),
+    );
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    Response::new(http_body_util::Either::Left(Full::new(Bytes::from(
+        format!("{text} body={}", body.len()),
+    ))))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_to_a_local_server() {
+    let seen = Arc::new(Seen::default());
+    let local = local_server(seen.clone()).await;
+    let (mut proxy, public, tunnel) = proxy("127.0.0.1:0").await;
+    let forward = format!("http://{local}");
+    let _origin = origin(&tunnel, "app", TOKEN, &["--forward", &forward]).await;
+    proxy.wait_for("origin app connected").await;
+
+    // A POST with a body, through both hops; the proxy adds the client's
+    // address.
+    let post = Request::post("/echo?x=1")
+        .header("host", "app.example:8080")
+        .body(Full::new(Bytes::from(pattern(300_000, 9))))
+        .unwrap();
+    let (status, _, body) = fetch(&public, post).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        "POST /echo?x=1 host=app.example:8080 xff=127.0.0.1 body=300000"
+    );
+
+    // A public client that goes away in the middle of an endless body:
+    // the tunnel stream is reset, the origin drops its request to the
+    // local server, which sees its reader gone.
+    let tcp = TcpStream::connect(&public).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = Request::get("/endless")
+        .header("host", "app.example")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let mut response = timeout(LIMIT, sender.send_request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut received = 0;
+    while received < 1 << 20 {
+        let frame = timeout(LIMIT, response.body_mut().frame())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        received += frame.data_ref().map_or(0, |d| d.len());
+    }
+    drop(response);
+    drop(sender);
+    connection.abort();
+    timeout(LIMIT, seen.abandoned.notified())
+        .await
+        .expect("the local server kept sending to nobody");
+
+    // The tunnel goes on.
+    let (status, _, body) = fetch(&public, get("app.example", "/echo")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&body).starts_with("GET /echo"));
+}
