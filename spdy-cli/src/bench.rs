@@ -22,7 +22,8 @@ use crate::connect::{self, describe, ConnectArgs, Failure, Target, EXIT_FAILURE,
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
 Latency is from sending a request to the end of its body. Runs for --duration \
-(10 s) unless --requests is given. Exit status: 0 when every request completed \
+(10 s) unless --requests is given, then waits for the requests in flight (each \
+at most --timeout). Exit status: 0 when every request completed \
 (whatever its status), 1 when a connection or a request failed, 2 bad usage.")]
 pub(crate) struct Args {
     /// http://host[:port]/path or https://...: the URL every request asks
@@ -41,6 +42,10 @@ pub(crate) struct Args {
     /// in flight.
     #[arg(short = 'd', long, value_name = "SECONDS")]
     duration: Option<f64>,
+    /// Give each request at most SECONDS (fractions allowed) to complete,
+    /// body included; a request over it is a failure, its stream reset.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    timeout: f64,
     /// Send HEAD instead of GET.
     #[arg(short = 'I', long)]
     head: bool,
@@ -50,6 +55,11 @@ pub(crate) struct Args {
     #[command(flatten)]
     connect: ConnectArgs,
 }
+
+/// The most requests in flight on one connection: beyond the peer's
+/// concurrency limit they wait in the session's bounded queue of opens
+/// (1024), and more would be refused there.
+const MAX_STREAMS: u32 = 1024;
 
 /// When to stop sending.
 enum Budget {
@@ -125,12 +135,16 @@ pub(crate) async fn run(args: Args) -> ExitCode {
 }
 
 async fn bench(args: &Args) -> Result<ExitCode, Failure> {
-    if args.connections == 0 || args.streams == 0 {
+    if args.connections == 0 || !(1..=MAX_STREAMS).contains(&args.streams) {
         return Err(Failure::new(
             EXIT_USAGE,
-            "--connections and --streams must be at least 1",
+            format_args!("--connections must be at least 1, --streams from 1 to {MAX_STREAMS}"),
         ));
     }
+    if !(args.timeout.is_finite() && args.timeout > 0.0) {
+        return Err(Failure::new(EXIT_USAGE, "--timeout must be above 0"));
+    }
+    let request_timeout = Duration::from_secs_f64(args.timeout.min(1e9));
     let duration = match (args.requests, args.duration) {
         (Some(_), _) => None,
         (None, Some(seconds)) if seconds.is_finite() && seconds > 0.0 => {
@@ -166,6 +180,7 @@ async fn bench(args: &Args) -> Result<ExitCode, Failure> {
         let dead = Arc::new(AtomicBool::new(false));
         for _ in 0..args.streams {
             let slot = Slot {
+                timeout: request_timeout,
                 send: session.send.clone(),
                 method: method.clone(),
                 uri: target.uri.clone(),
@@ -216,6 +231,7 @@ async fn bench(args: &Args) -> Result<ExitCode, Failure> {
 
 /// One request in flight at a time, over and over, on one connection.
 struct Slot {
+    timeout: Duration,
     send: SendRequest,
     method: Method,
     uri: http::Uri,
@@ -228,7 +244,12 @@ impl Slot {
         let mut tally = Tally::new();
         while !self.dead.load(Ordering::Relaxed) && self.budget.take() {
             let started = Instant::now();
-            match self.request().await {
+            let Ok(done) = tokio::time::timeout(self.timeout, self.request()).await else {
+                // Dropping the request reset its stream.
+                tally.failed(format!("timed out after {:?}", self.timeout));
+                continue;
+            };
+            match done {
                 Ok((status, bytes)) => {
                     let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
                     let _ = tally.latency.record(micros.max(1));

@@ -11,6 +11,7 @@ use std::io;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -24,7 +25,12 @@ use tokio::net::TcpStream;
 
 use crate::connect::{Target, CONNECT_TIMEOUT};
 use crate::serve::{self, ServeBody};
-use crate::tunnel::{self, MAX_BACKOFF, MIN_BACKOFF, NAME_HEADER, TOKEN_ENV, TUNNEL_PATH};
+use crate::tunnel::{
+    self, strip_hop_by_hop, MAX_BACKOFF, MIN_BACKOFF, NAME_HEADER, STABLE, TOKEN_ENV, TUNNEL_PATH,
+};
+
+/// How long the local server has to answer a request's head.
+const LOCAL_HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -101,21 +107,24 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     };
     let mut backoff = MIN_BACKOFF;
     loop {
-        match tunnel_once(&args, &backend).await {
-            Ok(ended) => {
-                eprintln!("spdy origin: the tunnel ended ({ended}); dialing again");
-                backoff = MIN_BACKOFF;
-            }
+        let started = Instant::now();
+        let why = match tunnel_once(&args, &backend).await {
+            Ok(ended) => format!("the tunnel ended ({ended})"),
             Err(Fatal(why)) => {
                 eprintln!("spdy origin: {why}");
                 return ExitCode::FAILURE;
             }
-            Err(Retry(why)) => {
-                eprintln!("spdy origin: {why}; dialing again in {backoff:?}");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-            }
+            Err(Retry(why)) => why,
+        };
+        // A tunnel that worked for a while starts the backoff again; one
+        // that ends at once (a proxy that accepts and hangs up) does not
+        // make us dial in a loop.
+        if started.elapsed() >= STABLE {
+            backoff = MIN_BACKOFF;
         }
+        eprintln!("spdy origin: {why}; dialing again in {backoff:?}");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -165,10 +174,8 @@ async fn tunnel_once(args: &Args, backend: &Backend) -> Result<String, Failed> {
         let backend = backend.clone();
         async move { Ok::<_, Infallible>(answer(&backend, req).await) }
     };
-    match spdy::server::Builder::new()
-        .serve_connection(io, service)
-        .await
-    {
+    let server = spdy::server::Builder::new().config(tunnel::session_config());
+    match server.serve_connection(io, service).await {
         Ok(()) => Ok("closed by the proxy".to_owned()),
         Err(e) => Ok(crate::connect::describe(&e)),
     }
@@ -203,6 +210,7 @@ async fn pass_on(authority: &str, req: Request<RecvBody>) -> io::Result<Response
         .map_err(io::Error::other)?;
     tokio::spawn(connection);
     let (mut parts, body) = req.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
     // Origin form on the wire; keep the public Host (virtual hosts).
     if let Some(target) = parts
         .uri
@@ -216,8 +224,14 @@ async fn pass_on(authority: &str, req: Request<RecvBody>) -> io::Result<Response
             parts.headers.insert(header::HOST, host);
         }
     }
-    sender
-        .send_request(Request::from_parts(parts, body))
+    let answer = sender.send_request(Request::from_parts(parts, body));
+    let mut response = tokio::time::timeout(LOCAL_HEAD_TIMEOUT, answer)
         .await
-        .map_err(io::Error::other)
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer in time"))?
+        .map_err(io::Error::other)?;
+    // What the local server's `Connection` names must not travel on (the
+    // SPDY layer drops `Connection` itself, and the proxy would no longer
+    // know the names).
+    strip_hop_by_hop(response.headers_mut());
+    Ok(response)
 }

@@ -9,15 +9,18 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{self, HeaderName, HeaderValue};
-use http::{Request, Response, StatusCode};
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -28,7 +31,7 @@ use spdy::{RecvBody, Version};
 use tokio::net::TcpListener;
 
 use crate::connect::describe;
-use crate::tunnel::{self, DEFAULT_NAME, NAME_HEADER, TOKEN_ENV, TUNNEL_PATH};
+use crate::tunnel::{self, strip_hop_by_hop, DEFAULT_NAME, NAME_HEADER, TOKEN_ENV, TUNNEL_PATH};
 
 /// How long a public client (or an origin) has to send its request head.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,6 +39,12 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// (anyone, without a token) can make the proxy hold.
 const MAX_TUNNELS_PER_NAME: usize = 16;
 const MAX_TUNNELS: usize = 1024;
+/// Requests one client address may have in flight (their responses still
+/// streaming): a client that reads nothing holds its tunnel streams, and
+/// must not hold them all.
+const MAX_IN_FLIGHT_PER_CLIENT: usize = 64;
+/// How long an origin has to answer a request's head.
+const RESPONSE_HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, clap::Args)]
 #[command(after_help = "\
@@ -78,12 +87,15 @@ impl Registry {
     fn add(&self, name: &str, send: SendRequest) -> Option<u64> {
         let mut origins = self.origins.lock().ok()?;
         let total: usize = origins.values().map(Vec::len).sum();
-        let tunnels = origins.entry(name.to_owned()).or_default();
-        if total >= MAX_TUNNELS || tunnels.len() >= MAX_TUNNELS_PER_NAME {
+        let of_name = origins.get(name).map_or(0, Vec::len);
+        if total >= MAX_TUNNELS || of_name >= MAX_TUNNELS_PER_NAME {
             return None;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        tunnels.push(Tunnel { id, send });
+        origins
+            .entry(name.to_owned())
+            .or_default()
+            .push(Tunnel { id, send });
         Some(id)
     }
 
@@ -116,6 +128,8 @@ impl Registry {
         let name = match label {
             Some(label) if origins.contains_key(&label) => label,
             _ if origins.len() == 1 => origins.keys().next().cloned().unwrap_or_default(),
+            // (`remove` drops a name with its last tunnel, so every name
+            // here has one.)
             _ => DEFAULT_NAME.to_owned(),
         };
         let Some(tunnels) = origins.get_mut(&name) else {
@@ -160,6 +174,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     println!("tunnels on http://{tunnel_addr}");
 
     let registry = Arc::new(Registry::default());
+    let in_flight = Arc::new(InFlight::default());
     let token: Option<Arc<str>> = args.token.as_deref().map(Arc::from);
     tokio::spawn(accept_origins(tunnels, registry.clone(), token));
     let quiet = args.quiet;
@@ -173,11 +188,13 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             }
         };
         let _ = tcp.set_nodelay(true);
-        let registry = registry.clone();
+        let (registry, in_flight) = (registry.clone(), in_flight.clone());
         tokio::spawn(async move {
             let service = service_fn(move |req| {
-                let registry = registry.clone();
-                async move { Ok::<_, Infallible>(forward(&registry, req, peer, quiet).await) }
+                let (registry, in_flight) = (registry.clone(), in_flight.clone());
+                async move {
+                    Ok::<_, Infallible>(forward(&registry, &in_flight, req, peer, quiet).await)
+                }
             });
             let _ = http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -242,8 +259,9 @@ fn register(
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
+            .and_then(|v| v.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map_or("", |(_, token)| token.trim());
         if !tunnel::token_matches(token, presented) {
             let mut response = refuse(StatusCode::UNAUTHORIZED, "wrong or missing token".into());
             response
@@ -269,6 +287,7 @@ fn register(
     let (response, io) = upgrade.into_io::<String>();
     let (send, connection) = spdy::client::Builder::new()
         .version(Version::V3_1)
+        .config(tunnel::session_config())
         .handshake(io);
     let Some(id) = registry.add(&name, send) else {
         return refuse(
@@ -296,21 +315,80 @@ fn register(
 
 // ===== public requests =====
 
-type ProxyBody = Either<RecvBody, Full<Bytes>>;
+type ProxyBody = Either<Held<RecvBody>, Full<Bytes>>;
+
+/// Requests in flight by client address.
+#[derive(Default)]
+struct InFlight(Mutex<HashMap<IpAddr, usize>>);
+
+/// One request in flight from an address; released when dropped.
+struct Permit {
+    in_flight: Arc<InFlight>,
+    ip: IpAddr,
+}
+
+impl InFlight {
+    fn acquire(self: &Arc<Self>, ip: IpAddr) -> Option<Permit> {
+        let mut counts = self.0.lock().ok()?;
+        let count = counts.entry(ip).or_default();
+        if *count >= MAX_IN_FLIGHT_PER_CLIENT {
+            return None;
+        }
+        *count += 1;
+        Some(Permit {
+            in_flight: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.in_flight.0.lock() {
+            if let Some(count) = counts.get_mut(&self.ip) {
+                *count -= 1;
+                if *count == 0 {
+                    counts.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+/// A response body holding its request's permit until it is done.
+struct Held<B> {
+    body: B,
+    _permit: Permit,
+}
+
+impl<B: Body + Unpin> Body for Held<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
 
 /// Sends a public request down its origin's tunnel and the answer back.
 async fn forward(
     registry: &Registry,
+    in_flight: &Arc<InFlight>,
     req: Request<Incoming>,
     peer: SocketAddr,
     quiet: bool,
 ) -> Response<ProxyBody> {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
     let (method, target) = (
         req.method().clone(),
         req.uri()
@@ -318,21 +396,47 @@ async fn forward(
             .map_or("/", |p| p.as_str())
             .to_owned(),
     );
+    let log = |status: StatusCode, to: &str| {
+        if !quiet {
+            eprintln!("{peer} {method} {target} -> {to}: {}", status.as_u16());
+        }
+    };
+    if method == Method::CONNECT {
+        log(StatusCode::METHOD_NOT_ALLOWED, "proxy");
+        return plain(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "CONNECT is not served here".into(),
+        );
+    }
+    let Some(permit) = in_flight.acquire(peer.ip()) else {
+        log(StatusCode::TOO_MANY_REQUESTS, "proxy");
+        return plain(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "more than {MAX_IN_FLIGHT_PER_CLIENT} requests in flight from {}",
+                peer.ip()
+            ),
+        );
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
     let (name, send) = match registry.pick(host.as_deref()) {
         Ok(picked) => picked,
-        Err(why) => return bad_gateway(why),
+        Err(why) => {
+            log(StatusCode::BAD_GATEWAY, "proxy");
+            return plain(StatusCode::BAD_GATEWAY, why);
+        }
     };
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    let forwarded_for = match parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-    {
-        Some(earlier) => format!("{earlier}, {}", peer.ip()),
-        None => peer.ip().to_string(),
-    };
-    if let Ok(value) = HeaderValue::from_str(&forwarded_for) {
+    // The proxy is the edge: what a client claims about earlier hops is
+    // not passed on as if it were true.
+    parts.headers.remove("forwarded");
+    if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
         parts.headers.insert("x-forwarded-for", value);
     }
     parts
@@ -345,52 +449,38 @@ async fn forward(
     if let Some(host) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
         parts.headers.insert(header::HOST, host);
     }
-    let result = send.send_request(Request::from_parts(parts, body)).await;
-    let mut response = match result {
-        Ok(response) => response.map(Either::Left),
-        Err(e) => return bad_gateway(format!("origin {name}: {}", describe(&e))),
+    let sent = send.send_request(Request::from_parts(parts, body));
+    let mut response = match tokio::time::timeout(RESPONSE_HEAD_TIMEOUT, sent).await {
+        Ok(Ok(response)) => response.map(|body| {
+            Either::Left(Held {
+                body,
+                _permit: permit,
+            })
+        }),
+        Ok(Err(e)) => {
+            log(StatusCode::BAD_GATEWAY, &name);
+            return plain(
+                StatusCode::BAD_GATEWAY,
+                format!("origin {name}: {}", describe(&e)),
+            );
+        }
+        Err(_) => {
+            log(StatusCode::GATEWAY_TIMEOUT, &name);
+            return plain(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("origin {name} did not answer in {RESPONSE_HEAD_TIMEOUT:?}"),
+            );
+        }
     };
     strip_hop_by_hop(response.headers_mut());
-    if !quiet {
-        eprintln!(
-            "{peer} {method} {target} -> {name}: {}",
-            response.status().as_u16()
-        );
-    }
+    log(response.status(), &name);
     response
 }
 
-/// Headers that belong to one HTTP/1.1 hop: `Connection` and what it
-/// names, and RFC 9110's list.
-fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        headers.remove(name);
-    }
-    for name in [
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-    ] {
-        headers.remove(name);
-    }
-}
-
-fn bad_gateway(why: String) -> Response<ProxyBody> {
+/// An answer of the proxy's own.
+fn plain(status: StatusCode, why: String) -> Response<ProxyBody> {
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(format!("{why}\n")))));
-    *response.status_mut() = StatusCode::BAD_GATEWAY;
+    *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; charset=utf-8"),

@@ -13,6 +13,8 @@
 
 use std::time::Duration;
 
+use http::header::{self, HeaderName};
+
 /// The target of the origin's upgrade request.
 pub(crate) const TUNNEL_PATH: &str = "/.spdy-tunnel";
 /// The header naming the origin.
@@ -26,6 +28,54 @@ pub(crate) const DEFAULT_NAME: &str = "default";
 /// up to [`MAX_BACKOFF`].
 pub(crate) const MIN_BACKOFF: Duration = Duration::from_millis(250);
 pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Streams the proxy may have open on one tunnel: public requests in
+/// flight (each client address is held to far fewer, so that one cannot
+/// take them all).
+pub(crate) const MAX_STREAMS: u32 = 1024;
+/// A silent tunnel is pinged after this, and dropped if the ping is not
+/// answered in [`KEEPALIVE_TIMEOUT`]: NAT boxes forget idle connections
+/// without a word, and neither end would notice otherwise.
+pub(crate) const KEEPALIVE_IDLE: Duration = Duration::from_secs(30);
+pub(crate) const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// A tunnel that lived this long has worked: the next failure starts the
+/// backoff again from [`MIN_BACKOFF`].
+pub(crate) const STABLE: Duration = Duration::from_secs(10);
+
+/// The session settings of both ends of a tunnel.
+pub(crate) fn session_config() -> spdy::Config {
+    spdy::Config::default()
+        .with_max_concurrent_streams(MAX_STREAMS)
+        .with_keepalive(KEEPALIVE_IDLE, KEEPALIVE_TIMEOUT)
+}
+
+/// Removes the headers that belong to one HTTP/1.1 hop: those `Connection`
+/// names, and RFC 9110's list (7.6.1). `Trailer` stays: it announces
+/// trailers end to end.
+pub(crate) fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "transfer-encoding",
+        "upgrade",
+    ] {
+        headers.remove(name);
+    }
+}
 
 /// Origin names are DNS labels (the proxy routes by the first label of
 /// `Host`): 1 to 63 of `a-z`, `0-9` and `-`, not starting or ending with
@@ -62,6 +112,25 @@ mod tests {
         for bad in ["", "Media", "-a", "a-", "a.b", "a b", &"x".repeat(64), "é"] {
             assert!(!valid_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn hop_by_hop() {
+        let mut headers = http::HeaderMap::new();
+        for (name, value) in [
+            ("connection", "close, x-secret"),
+            ("x-secret", "s"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("trailer", "x-checksum"),
+            ("x-kept", "k"),
+        ] {
+            headers.insert(name, value.parse().unwrap());
+        }
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["trailer", "x-kept"]);
     }
 
     #[test]

@@ -593,6 +593,22 @@ async fn bench_reports_failures_by_cause() {
     assert_eq!(report["completed"], 0, "{report}");
     let failed = report["failed"].as_u64().unwrap();
     assert!((1..=5).contains(&failed), "{report}");
+    // A server that reads and never answers: each request times out.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((tcp, _)) = listener.accept().await {
+            connections.push(tcp);
+        }
+    });
+    let url = format!("http://{silent}/");
+    let (code, report, err) = bench(&["-n", "3", "-m", "3", "--timeout", "0.2", &url]).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        report["failures"],
+        serde_json::json!({"timed out after 200ms": 3})
+    );
     // Nothing listening: no report, the cause, exit 1.
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -606,6 +622,17 @@ async fn bench_reports_failures_by_cause() {
         stderr(&output)
     );
     // Bad usage.
-    let output = spdy(&["bench", "-c", "0", &format!("http://{addr}/")]).await;
-    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    for bad in [&["-c", "0"][..], &["-m", "5000"], &["--timeout", "0"]] {
+        let mut args = vec!["bench"];
+        args.extend_from_slice(bad);
+        let url = format!("http://{addr}/");
+        args.push(&url);
+        let output = spdy(&args).await;
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            stderr(&output)
+        );
+    }
 }

@@ -330,21 +330,29 @@ async fn local_answer(req: Request<Incoming>, seen: Arc<Seen>) -> Response<Local
         });
         return Response::new(http_body_util::Either::Right(Endless(rx)));
     }
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .map_or("-", |v| v.to_str().unwrap())
+            .to_owned()
+    };
     let text = format!(
-        "{} {} host={} xff={}",
+        "{} {} host={} xff={} forwarded={}",
         req.method(),
         req.uri(),
-        req.headers()
-            .get("host")
-            .map_or("-", |v| v.to_str().unwrap()),
-        req.headers()
-            .get("x-forwarded-for")
-            .map_or("-", |v| v.to_str().unwrap()),
+        header("host"),
+        header("x-forwarded-for"),
+        header("forwarded"),
     );
     let body = req.into_body().collect().await.unwrap().to_bytes();
-    Response::new(http_body_util::Either::Left(Full::new(Bytes::from(
+    let mut response = Response::new(http_body_util::Either::Left(Full::new(Bytes::from(
         format!("{text} body={}", body.len()),
-    ))))
+    ))));
+    // A header this hop names as its own: it must not reach the client.
+    let headers = response.headers_mut();
+    headers.insert("connection", "x-secret".parse().unwrap());
+    headers.insert("x-secret", "s".parse().unwrap());
+    response
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -358,16 +366,20 @@ async fn forwarding_to_a_local_server() {
 
     // A POST with a body, through both hops; the proxy adds the client's
     // address.
+    // What the client claims about earlier hops is not passed on.
     let post = Request::post("/echo?x=1")
         .header("host", "app.example:8080")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("forwarded", "for=7.7.7.7")
         .body(Full::new(Bytes::from(pattern(300_000, 9))))
         .unwrap();
-    let (status, _, body) = fetch(&public, post).await;
+    let (status, headers, body) = fetch(&public, post).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
         String::from_utf8_lossy(&body),
-        "POST /echo?x=1 host=app.example:8080 xff=127.0.0.1 body=300000"
+        "POST /echo?x=1 host=app.example:8080 xff=127.0.0.1 forwarded=- body=300000"
     );
+    assert!(!headers.contains_key("x-secret"), "{headers:?}");
 
     // A public client that goes away in the middle of an endless body:
     // the tunnel stream is reset, the origin drops its request to the
@@ -405,4 +417,58 @@ async fn forwarding_to_a_local_server() {
     let (status, _, body) = fetch(&public, get("app.example", "/echo")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&body).starts_with("GET /echo"));
+
+    // One client address reading nothing holds at most 64 responses in
+    // flight; the next request gets 429, not a place in the queue.
+    let mut held = Vec::new();
+    for _ in 0..64 {
+        let tcp = TcpStream::connect(&public).await.unwrap();
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        tokio::spawn(connection);
+        let request = Request::get("/endless")
+            .header("host", "app.example")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let response = timeout(LIMIT, sender.send_request(request))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        held.push((sender, response));
+    }
+    let (status, _, body) = fetch(&public, get("app.example", "/echo")).await;
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{text}");
+    drop(held);
+}
+
+/// A "proxy" that accepts the upgrade and hangs up at once: the origin
+/// dials again after 250 ms, 500 ms, 1 s..., not in a loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_that_ends_at_once_is_dialed_again_with_backoff() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tunnel = listener.local_addr().unwrap().to_string();
+    let _origin = origin(&tunnel, "home", TOKEN, &["--dir", "."]).await;
+    let mut accepted = Vec::new();
+    while accepted.len() < 4 {
+        let (mut tcp, _) = timeout(LIMIT, listener.accept()).await.unwrap().unwrap();
+        accepted.push(std::time::Instant::now());
+        let mut head = Vec::new();
+        let mut buf = [0; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = timeout(LIMIT, tcp.read(&mut buf)).await.unwrap().unwrap();
+            assert!(n > 0, "closed before its request head");
+            head.extend_from_slice(&buf[..n]);
+        }
+        let upgrade =
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n";
+        tcp.write_all(upgrade).await.unwrap();
+    }
+    // The waits before the 2nd, 3rd and 4th dial: at least 250 + 500 +
+    // 1000 ms (sleeps are lower bounds).
+    let waited = accepted[3] - accepted[0];
+    assert!(waited >= Duration::from_millis(1750), "{waited:?}");
 }
