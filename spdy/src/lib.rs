@@ -251,6 +251,29 @@ impl Responder {
         Ok(stream::send_only(self.shared.clone(), self.id))
     }
 
+    /// Ready with the reason once the stream ended abnormally before the
+    /// reply (the peer reset it, or the connection ended): whoever is
+    /// preparing the answer can stop. The server drops a request's
+    /// service future then.
+    pub fn poll_reset(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Error> {
+        let mut state = self.shared.lock();
+        // A reset of a stream whose request was complete stops only our
+        // sending side: the answer is as unwanted.
+        if let Some(error) = state.send_error(self.id) {
+            return std::task::Poll::Ready(error);
+        }
+        match state.slots.get_mut(&self.id) {
+            Some(slot) => {
+                slot.reset_waker = Some(cx.waker().clone());
+                std::task::Poll::Pending
+            }
+            // Forgotten by the session: nothing will come for it.
+            None => {
+                std::task::Poll::Ready(Error::Stream(proto::session::StreamError::SessionClosed))
+            }
+        }
+    }
+
     /// Resets the stream instead of replying.
     pub fn reset(self, status: RstStatus) -> Result<(), Error> {
         let mut state = self.shared.lock();

@@ -269,7 +269,7 @@ async fn serve_stream<S: Service>(
     }
     let id = incoming.id();
     let parts = headers::request_parts(version, &incoming.headers);
-    let (responder, recv) = incoming.into_parts();
+    let (mut responder, recv) = incoming.into_parts();
     let mut parts = match parts {
         Ok(parts) => parts,
         Err(_) => {
@@ -291,9 +291,19 @@ async fn serve_stream<S: Service>(
         version,
     });
     let request = Request::from_parts(parts, RecvBody::new(recv, expected));
-    let response = match service.call(request).await {
-        Ok(response) => response,
-        Err(_) => {
+    // A stream reset before the answer drops the service's future: the
+    // work (a query, a request to another server) stops with it.
+    let call = service.call(request);
+    let reset = std::future::poll_fn(|cx| responder.poll_reset(cx));
+    let outcome = tokio::select! {
+        biased;
+        outcome = call => Some(outcome.map_err(drop)),
+        _ = reset => None,
+    };
+    let response = match outcome {
+        None => return,
+        Some(Ok(response)) => response,
+        Some(Err(_)) => {
             let _ = responder.reply(
                 status_block(version, StatusCode::INTERNAL_SERVER_ERROR),
                 true,

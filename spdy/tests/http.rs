@@ -229,3 +229,55 @@ async fn push_trailers_head_and_bad_lengths() {
         .unwrap_or_else(|_| panic!("{version} timed out"));
     }
 }
+
+/// A request the client gives up on before the answer: its stream is
+/// reset, and the server drops the service's future (the work stops).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_request_drops_its_service_future() {
+    use std::sync::Arc;
+    use tokio::sync::Notify;
+
+    /// Notifies when dropped.
+    struct Guard(Arc<Notify>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.notify_one();
+        }
+    }
+
+    for version in Version::ALL {
+        let (started, dropped) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (s, d) = (started.clone(), dropped.clone());
+        tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let service = move |_req: Request<RecvBody>| {
+                let (started, guard) = (s.clone(), Guard(d.clone()));
+                async move {
+                    let _guard = guard;
+                    started.notify_one();
+                    // An answer that never comes.
+                    std::future::pending::<()>().await;
+                    Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
+                }
+            };
+            let _ = spdy::server::serve_connection(tcp, service).await;
+        });
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let (send, conn) = spdy::client::Builder::new().version(version).handshake(tcp);
+        tokio::spawn(conn);
+        let request = Request::get("http://test/slow")
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        // The session stays (this clone): only the stream is reset.
+        let session = send.clone();
+        let pending = tokio::spawn(async move { send.send_request(request).await });
+        timeout(LIMIT, started.notified()).await.unwrap();
+        pending.abort();
+        timeout(LIMIT, dropped.notified())
+            .await
+            .unwrap_or_else(|_| panic!("SPDY/{version}: the service still runs"));
+        drop(session);
+    }
+}

@@ -45,6 +45,8 @@ pub(crate) struct Slot {
     pub(crate) send_error: Option<Error>,
     pub(crate) recv_waker: Option<Waker>,
     pub(crate) send_waker: Option<Waker>,
+    /// A `Responder` waiting in `poll_reset`.
+    pub(crate) reset_waker: Option<Waker>,
     /// Live `SendStream` / `RecvStream` handles.
     pub(crate) refs: usize,
 }
@@ -200,6 +202,7 @@ impl State {
                             initiator: spdy_proto::session::Initiator::Remote,
                         }));
                     wake(&mut slot.send_waker);
+                    wake(&mut slot.reset_waker);
                 }
             }
             Event::Pong { id, rtt } => {
@@ -231,6 +234,7 @@ impl State {
             slot.error.get_or_insert(error);
             wake(&mut slot.recv_waker);
             wake(&mut slot.send_waker);
+            wake(&mut slot.reset_waker);
         }
     }
 
@@ -242,6 +246,7 @@ impl State {
         for slot in self.slots.values_mut() {
             wake(&mut slot.recv_waker);
             wake(&mut slot.send_waker);
+            wake(&mut slot.reset_waker);
         }
         for ping in self.pings.values_mut() {
             wake(&mut ping.waker);
