@@ -42,7 +42,7 @@ const MAX_TUNNELS: usize = 1024;
 /// Requests one client address may have in flight (their responses still
 /// streaming): a client that reads nothing holds its tunnel streams, and
 /// must not hold them all.
-const MAX_IN_FLIGHT_PER_CLIENT: usize = 64;
+const MAX_IN_FLIGHT_PER_CLIENT: usize = 32;
 /// How long an origin has to answer a request's head.
 const RESPONSE_HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 

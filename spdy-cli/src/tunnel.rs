@@ -32,7 +32,17 @@ pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Streams the proxy may have open on one tunnel: public requests in
 /// flight (each client address is held to far fewer, so that one cannot
 /// take them all).
-pub(crate) const MAX_STREAMS: u32 = 1024;
+pub(crate) const MAX_STREAMS: u32 = 256;
+/// Each stream's receive window: what a response may have in flight
+/// before its client reads (512 KiB keeps a video stream going over a
+/// link of 50 ms round trip at about 10 MB/s).
+pub(crate) const STREAM_WINDOW: u32 = 512 * 1024;
+/// The session's receive window covers every stream's at once: a client
+/// that stops reading holds its stream's window, and with a smaller
+/// session window a few such clients would stall every other stream of
+/// the tunnel. It is also the memory bound of a tunnel's responses at the
+/// proxy (128 MiB).
+pub(crate) const SESSION_WINDOW: u32 = MAX_STREAMS * STREAM_WINDOW;
 /// A silent tunnel is pinged after this, and dropped if the ping is not
 /// answered in [`KEEPALIVE_TIMEOUT`]: NAT boxes forget idle connections
 /// without a word, and neither end would notice otherwise.
@@ -46,6 +56,8 @@ pub(crate) const STABLE: Duration = Duration::from_secs(10);
 pub(crate) fn session_config() -> spdy::Config {
     spdy::Config::default()
         .with_max_concurrent_streams(MAX_STREAMS)
+        .with_initial_window(STREAM_WINDOW)
+        .with_session_window(SESSION_WINDOW)
         .with_keepalive(KEEPALIVE_IDLE, KEEPALIVE_TIMEOUT)
 }
 
