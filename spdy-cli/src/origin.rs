@@ -22,6 +22,8 @@ use hyper_util::rt::TokioIo;
 use spdy::upgrade::{UpgradeError, UpgradeRequest};
 use spdy::RecvBody;
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::TlsConnector;
 
 use crate::connect::{Target, CONNECT_TIMEOUT};
 use crate::serve::{self, ServeBody};
@@ -50,6 +52,16 @@ pub(crate) struct Args {
     /// The proxy's secret.
     #[arg(long, env = TOKEN_ENV, hide_env_values = true)]
     token: Option<String>,
+    /// Dial the proxy over TLS (its `--tunnel-cert`); implied by
+    /// --cacert and -k.
+    #[arg(long)]
+    tls: bool,
+    /// Trust the certificates in FILE (PEM) for the proxy's TLS.
+    #[arg(long, value_name = "FILE")]
+    cacert: Option<PathBuf>,
+    /// INSECURE: do not verify the proxy's certificate.
+    #[arg(short = 'k', long)]
+    insecure: bool,
     /// Serve the files of DIR (as `spdy serve` does).
     #[arg(long, value_name = "DIR", required_unless_present = "forward")]
     dir: Option<PathBuf>,
@@ -105,10 +117,17 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tls = match tls_connector(&args) {
+        Ok(tls) => tls,
+        Err(why) => {
+            eprintln!("spdy origin: {why}");
+            return ExitCode::from(2);
+        }
+    };
     let mut backoff = MIN_BACKOFF;
     loop {
         let started = Instant::now();
-        let why = match tunnel_once(&args, &backend).await {
+        let why = match tunnel_once(&args, &backend, tls.as_ref()).await {
             Ok(ended) => format!("the tunnel ended ({ended})"),
             Err(Fatal(why)) => {
                 eprintln!("spdy origin: {why}");
@@ -138,13 +157,55 @@ use Failed::{Fatal, Retry};
 
 /// Dials the proxy, upgrades, and serves the tunnel until it ends: how it
 /// ended, or why it did not come up.
-async fn tunnel_once(args: &Args, backend: &Backend) -> Result<String, Failed> {
+async fn tunnel_once(
+    args: &Args,
+    backend: &Backend,
+    tls: Option<&TlsConnector>,
+) -> Result<String, Failed> {
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&args.proxy)).await {
         Ok(Ok(tcp)) => tcp,
         Ok(Err(e)) => return Err(Retry(format!("cannot reach {}: {e}", args.proxy))),
         Err(_) => return Err(Retry(format!("cannot reach {}: timed out", args.proxy))),
     };
     let _ = tcp.set_nodelay(true);
+    let Some(tls) = tls else {
+        return run_tunnel(tcp, args, backend).await;
+    };
+    let host = args
+        .proxy
+        .rsplit_once(':')
+        .map_or(&args.proxy[..], |(host, _)| host);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| Fatal(format!("invalid proxy host {host:?}: {e}")))?;
+    let handshake = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, tcp));
+    match handshake.await {
+        Ok(Ok(stream)) => run_tunnel(stream, args, backend).await,
+        // A certificate we do not trust will not become trusted by
+        // dialing again.
+        Ok(Err(e)) if untrusted(&e) => Err(Fatal(format!(
+            "TLS to {}: {e} (use --cacert, or -k)",
+            args.proxy
+        ))),
+        Ok(Err(e)) => Err(Retry(format!("TLS to {}: {e}", args.proxy))),
+        Err(_) => Err(Retry(format!("TLS to {}: timed out", args.proxy))),
+    }
+}
+
+/// Whether a TLS handshake failed on the proxy's certificate.
+fn untrusted(e: &io::Error) -> bool {
+    matches!(
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<tokio_rustls::rustls::Error>()),
+        Some(tokio_rustls::rustls::Error::InvalidCertificate(_))
+    )
+}
+
+/// Upgrades `io` to the tunnel and serves it until it ends.
+async fn run_tunnel<T>(io: T, args: &Args, backend: &Backend) -> Result<String, Failed>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let invalid = |e: UpgradeError| Fatal(format!("invalid tunnel request: {e}"));
     let mut request = UpgradeRequest::post(TUNNEL_PATH)
         .and_then(|r| r.host(&args.proxy))
@@ -155,7 +216,7 @@ async fn tunnel_once(args: &Args, backend: &Backend) -> Result<String, Failed> {
             .header(header::AUTHORIZATION.as_str(), &format!("Bearer {token}"))
             .map_err(invalid)?;
     }
-    let upgraded = tokio::time::timeout(CONNECT_TIMEOUT, spdy::upgrade::connect_io(tcp, request));
+    let upgraded = tokio::time::timeout(CONNECT_TIMEOUT, spdy::upgrade::connect_io(io, request));
     let (io, _) = match upgraded.await {
         Ok(Ok(upgraded)) => upgraded,
         Ok(Err(e)) => {
@@ -179,6 +240,25 @@ async fn tunnel_once(args: &Args, backend: &Backend) -> Result<String, Failed> {
         Ok(()) => Ok("closed by the proxy".to_owned()),
         Err(e) => Ok(crate::connect::describe(&e)),
     }
+}
+
+/// The TLS client of `--tls`, `--cacert` and `-k` (ALPN: HTTP/1.1, which
+/// the upgrade starts as).
+fn tls_connector(args: &Args) -> Result<Option<TlsConnector>, String> {
+    if !(args.tls || args.insecure || args.cacert.is_some()) {
+        return Ok(None);
+    }
+    let connector = if args.insecure {
+        spdy::tls::Connector::insecure()
+    } else if let Some(path) = &args.cacert {
+        spdy::tls::Connector::with_ca_file(path)
+    } else {
+        return Err("--tls needs --cacert FILE (or -k to skip verification)".to_owned());
+    };
+    let connector = connector.map_err(|e| crate::connect::describe(&e))?;
+    let mut config = (**connector.client_config()).clone();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Some(TlsConnector::from(Arc::new(config))))
 }
 
 type OriginBody = Either<ServeBody, Either<Incoming, Full<Bytes>>>;

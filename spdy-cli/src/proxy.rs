@@ -27,6 +27,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use spdy::client::SendRequest;
+use spdy::tls::{Acceptor, Protocol};
 use spdy::{RecvBody, Version};
 use tokio::net::TcpListener;
 
@@ -63,6 +64,14 @@ pub(crate) struct Args {
     /// networks only.
     #[arg(long, env = TOKEN_ENV, hide_env_values = true)]
     token: Option<String>,
+    /// Certificate chain (PEM) for TLS on the tunnel port, so that the
+    /// token and the traffic do not cross the network in the clear
+    /// (origins then dial with `--tls`). With --tunnel-key.
+    #[arg(long, value_name = "FILE", requires = "tunnel_key")]
+    tunnel_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tunnel-cert.
+    #[arg(long, value_name = "FILE", requires = "tunnel_cert")]
+    tunnel_key: Option<std::path::PathBuf>,
     /// Do not log each public request.
     #[arg(short, long)]
     quiet: bool,
@@ -166,17 +175,34 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         eprintln!("spdy proxy: cannot read the listening addresses");
         return ExitCode::FAILURE;
     };
+    let tls = match (&args.tunnel_cert, &args.tunnel_key) {
+        (Some(cert), Some(key)) => match Acceptor::from_pem_files(cert, key) {
+            Ok(acceptor) => Some(acceptor.protocols(&[Protocol::Http1])),
+            Err(e) => {
+                eprintln!(
+                    "spdy proxy: cannot use {}: {}",
+                    cert.display(),
+                    describe(&e)
+                );
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     if args.token.is_none() {
         eprintln!("spdy proxy: no token: any origin reaching {tunnel_addr} is served");
+    } else if tls.is_none() {
+        eprintln!("spdy proxy: no --tunnel-cert: origins send the token in the clear");
     }
     // Standard output: the two addresses, for scripts and tests.
     println!("listening on http://{public_addr}");
-    println!("tunnels on http://{tunnel_addr}");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("tunnels on {scheme}://{tunnel_addr}");
 
     let registry = Arc::new(Registry::default());
     let in_flight = Arc::new(InFlight::default());
     let token: Option<Arc<str>> = args.token.as_deref().map(Arc::from);
-    tokio::spawn(accept_origins(tunnels, registry.clone(), token));
+    tokio::spawn(accept_origins(tunnels, tls, registry.clone(), token));
     let quiet = args.quiet;
     loop {
         let (tcp, peer) = match public.accept().await {
@@ -207,7 +233,12 @@ pub(crate) async fn run(args: Args) -> ExitCode {
 
 // ===== origins =====
 
-async fn accept_origins(listener: TcpListener, registry: Arc<Registry>, token: Option<Arc<str>>) {
+async fn accept_origins(
+    listener: TcpListener,
+    tls: Option<Acceptor>,
+    registry: Arc<Registry>,
+    token: Option<Arc<str>>,
+) {
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -218,20 +249,39 @@ async fn accept_origins(listener: TcpListener, registry: Arc<Registry>, token: O
             }
         };
         let _ = tcp.set_nodelay(true);
-        let (registry, token) = (registry.clone(), token.clone());
+        let (registry, token, tls) = (registry.clone(), token.clone(), tls.clone());
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let (registry, token) = (registry.clone(), token.clone());
-                async move { Ok::<_, Infallible>(register(req, peer, &registry, token.as_deref())) }
-            });
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEAD_TIMEOUT)
-                .serve_connection(TokioIo::new(tcp), service)
-                .with_upgrades()
-                .await;
+            match tls {
+                None => serve_origin(tcp, peer, registry, token).await,
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(accepted) => {
+                        serve_origin(accepted.into_stream(), peer, registry, token).await
+                    }
+                    Err(e) => eprintln!(
+                        "spdy proxy: origin from {peer}: TLS failed: {}",
+                        describe(&e)
+                    ),
+                },
+            }
         });
     }
+}
+
+/// Serves one origin connection's upgrade request.
+async fn serve_origin<I>(io: I, peer: SocketAddr, registry: Arc<Registry>, token: Option<Arc<str>>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let (registry, token) = (registry.clone(), token.clone());
+        async move { Ok::<_, Infallible>(register(req, peer, &registry, token.as_deref())) }
+    });
+    let _ = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
 }
 
 /// An origin's upgrade request: checked, answered with 101, and its

@@ -110,18 +110,20 @@ impl Process {
 /// A proxy (with the test token) on free ports: the process, its public
 /// address and its tunnel address.
 async fn proxy(tunnels: &str) -> (Process, String, String) {
-    let process = Process::start(
-        &["proxy", "--listen", "127.0.0.1:0", "--tunnels", tunnels],
-        &[("SPDY_TUNNEL_TOKEN", TOKEN)],
-        2,
-    )
-    .await;
+    proxy_with(tunnels, &[]).await
+}
+
+async fn proxy_with(tunnels: &str, extra: &[&str]) -> (Process, String, String) {
+    let mut args = vec!["proxy", "--listen", "127.0.0.1:0", "--tunnels", tunnels];
+    args.extend_from_slice(extra);
+    let process = Process::start(&args, &[("SPDY_TUNNEL_TOKEN", TOKEN)], 2).await;
     let public = process.stdout[0]
         .strip_prefix("listening on http://")
         .unwrap()
         .to_owned();
     let tunnel = process.stdout[1]
         .strip_prefix("tunnels on http://")
+        .or_else(|| process.stdout[1].strip_prefix("tunnels on https://"))
         .unwrap()
         .to_owned();
     (process, public, tunnel)
@@ -478,4 +480,54 @@ async fn a_tunnel_that_ends_at_once_is_dialed_again_with_backoff() {
     // 1000 ms (sleeps are lower bounds).
     let waited = accepted[3] - accepted[0];
     assert!(waited >= Duration::from_millis(1750), "{waited:?}");
+}
+
+/// The tunnel leg over TLS: the origin trusts the proxy's certificate
+/// (--cacert), and refuses to go on with one it does not trust.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tunnel_over_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let write_cert = |name: &str| {
+        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        let certified = rcgen::generate_simple_self_signed(names).unwrap();
+        let cert = dir.path().join(format!("{name}.pem"));
+        let key = dir.path().join(format!("{name}.key"));
+        std::fs::write(&cert, certified.cert.pem()).unwrap();
+        std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+        (cert, key)
+    };
+    let (cert, key) = write_cert("proxy");
+    let (other, _) = write_cert("other");
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    std::fs::write(files.join("hello.txt"), "hello over tls\n").unwrap();
+    let (cert, key, other) = (
+        cert.to_str().unwrap(),
+        key.to_str().unwrap(),
+        other.to_str().unwrap(),
+    );
+    let extra = ["--tunnel-cert", cert, "--tunnel-key", key];
+    let (mut proxy, public, tunnel) = proxy_with("127.0.0.1:0", &extra).await;
+    assert!(
+        proxy.stdout[1].starts_with("tunnels on https://"),
+        "{:?}",
+        proxy.stdout
+    );
+    let files = files.to_str().unwrap();
+
+    // A certificate it was not told to trust: the origin stops.
+    let mut untrusting = origin(&tunnel, "safe", TOKEN, &["--cacert", other, "--dir", files]).await;
+    untrusting.wait_for("certificate").await;
+    assert_eq!(untrusting.exit_code().await, Some(1));
+    // --tls alone names no trust: bad usage.
+    let no_trust = origin(&tunnel, "safe", TOKEN, &["--tls", "--dir", files]).await;
+    assert_eq!(no_trust.exit_code().await, Some(2));
+
+    let _origin = origin(&tunnel, "safe", TOKEN, &["--cacert", cert, "--dir", files]).await;
+    proxy.wait_for("origin safe connected").await;
+    let (status, _, body) = fetch(&public, get("safe.example", "/hello.txt")).await;
+    assert_eq!(
+        (status, &body[..]),
+        (StatusCode::OK, &b"hello over tls\n"[..])
+    );
 }
