@@ -161,7 +161,10 @@ pub(crate) async fn connect(
             if verbose {
                 eprintln!("* connected to {peer}, speaking SPDY/{version}");
             }
-            let (send, conn) = spdy::client::handshake(tcp, version);
+            let (send, conn) = spdy::client::Builder::new()
+                .version(version)
+                .config(session_config())
+                .handshake(tcp);
             (send, tokio::spawn(conn))
         }
         Some(connector) => {
@@ -186,6 +189,16 @@ pub(crate) async fn connect(
     Ok(Connected { send, driver })
 }
 
+/// The client's session settings: windows larger than SPDY's 64 KiB
+/// default, which would hold one download to 64 KiB per round trip (the
+/// command reads as fast as it can, so they cost no memory it would not
+/// use).
+fn session_config() -> spdy::Config {
+    spdy::Config::default()
+        .with_initial_window(4 << 20)
+        .with_session_window(32 << 20)
+}
+
 /// The TLS client of `--insecure`, `--cacert` and `--spdy`.
 fn connector(args: &ConnectArgs) -> Result<spdy::tls::Connector, Failure> {
     let connector = if args.insecure {
@@ -196,7 +209,9 @@ fn connector(args: &ConnectArgs) -> Result<spdy::tls::Connector, Failure> {
         // Nothing trusted: the handshake fails with a clear message.
         spdy::tls::Connector::with_roots(rustls::RootCertStore::empty())
     };
-    let connector = connector.map_err(|e| Failure::new(EXIT_USAGE, describe(&e)))?;
+    let connector = connector
+        .map_err(|e| Failure::new(EXIT_USAGE, describe(&e)))?
+        .config(session_config());
     Ok(match args.spdy {
         Some(version) => connector.versions(&[version]),
         None => connector,
