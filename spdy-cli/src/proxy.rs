@@ -64,6 +64,14 @@ pub(crate) struct Args {
     /// networks only.
     #[arg(long, env = TOKEN_ENV, hide_env_values = true)]
     token: Option<String>,
+    /// Certificate chain (PEM) for TLS on the public port: clients then
+    /// speak SPDY/3.1, 3 or 2 (by ALPN) or HTTP/1.1 to the proxy. With
+    /// --key.
+    #[arg(long, value_name = "FILE", requires = "key")]
+    cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    key: Option<std::path::PathBuf>,
     /// Certificate chain (PEM) for TLS on the tunnel port, so that the
     /// token and the traffic do not cross the network in the clear
     /// (origins then dial with `--tls`). With --tunnel-key.
@@ -175,6 +183,20 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         eprintln!("spdy proxy: cannot read the listening addresses");
         return ExitCode::FAILURE;
     };
+    let public_tls = match (&args.cert, &args.key) {
+        (Some(cert), Some(key)) => match Acceptor::from_pem_files(cert, key) {
+            Ok(acceptor) => Some(acceptor),
+            Err(e) => {
+                eprintln!(
+                    "spdy proxy: cannot use {}: {}",
+                    cert.display(),
+                    describe(&e)
+                );
+                return ExitCode::from(2);
+            }
+        },
+        _ => None,
+    };
     let tls = match (&args.tunnel_cert, &args.tunnel_key) {
         (Some(cert), Some(key)) => match Acceptor::from_pem_files(cert, key) {
             Ok(acceptor) => Some(acceptor.protocols(&[Protocol::Http1])),
@@ -195,7 +217,12 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         eprintln!("spdy proxy: no --tunnel-cert: origins send the token in the clear");
     }
     // Standard output: the two addresses, for scripts and tests.
-    println!("listening on http://{public_addr}");
+    let public_scheme = if public_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("listening on {public_scheme}://{public_addr}");
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("tunnels on {scheme}://{tunnel_addr}");
 
@@ -215,20 +242,43 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         };
         let _ = tcp.set_nodelay(true);
         let (registry, in_flight) = (registry.clone(), in_flight.clone());
+        let public_tls = public_tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let client = Client {
+                peer,
+                tls: public_tls.is_some(),
+                quiet,
+            };
+            let service = move |req: Request<RecvBody>| {
                 let (registry, in_flight) = (registry.clone(), in_flight.clone());
-                async move {
-                    Ok::<_, Infallible>(forward(&registry, &in_flight, req, peer, quiet).await)
+                async move { Ok::<_, Infallible>(forward(&registry, &in_flight, req, client).await) }
+            };
+            match public_tls {
+                // SPDY (by ALPN) or HTTP/1.1, the same service.
+                Some(acceptor) => {
+                    let _ = spdy::tls::serve_connection(tcp, &acceptor, service).await;
                 }
-            });
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEAD_TIMEOUT)
-                .serve_connection(TokioIo::new(tcp), service)
-                .await;
+                None => {
+                    let service =
+                        service_fn(move |req: Request<Incoming>| service(req.map(RecvBody::wrap)));
+                    let _ = http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(HEAD_TIMEOUT)
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
+                }
+            }
         });
     }
+}
+
+/// Who a public request comes from.
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    peer: SocketAddr,
+    /// Over TLS (X-Forwarded-Proto: https).
+    tls: bool,
+    quiet: bool,
 }
 
 // ===== origins =====
@@ -435,10 +485,10 @@ impl<B: Body + Unpin> Body for Held<B> {
 async fn forward(
     registry: &Registry,
     in_flight: &Arc<InFlight>,
-    req: Request<Incoming>,
-    peer: SocketAddr,
-    quiet: bool,
+    req: Request<RecvBody>,
+    client: Client,
 ) -> Response<ProxyBody> {
+    let Client { peer, tls, quiet } = client;
     let (method, target) = (
         req.method().clone(),
         req.uri()
@@ -489,9 +539,10 @@ async fn forward(
     if let Ok(value) = HeaderValue::from_str(&peer.ip().to_string()) {
         parts.headers.insert("x-forwarded-for", value);
     }
+    let proto = if tls { "https" } else { "http" };
     parts
         .headers
-        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+        .insert("x-forwarded-proto", HeaderValue::from_static(proto));
     // Origin form for the tunnel; `Host` carries the authority.
     if let Ok(uri) = target.parse() {
         parts.uri = uri;

@@ -119,6 +119,7 @@ async fn proxy_with(tunnels: &str, extra: &[&str]) -> (Process, String, String) 
     let process = Process::start(&args, &[("SPDY_TUNNEL_TOKEN", TOKEN)], 2).await;
     let public = process.stdout[0]
         .strip_prefix("listening on http://")
+        .or_else(|| process.stdout[0].strip_prefix("listening on https://"))
         .unwrap()
         .to_owned();
     let tunnel = process.stdout[1]
@@ -530,4 +531,71 @@ async fn a_tunnel_over_tls() {
         (status, &body[..]),
         (StatusCode::OK, &b"hello over tls\n"[..])
     );
+}
+
+/// The public side over TLS: SPDY clients (ALPN spdy/3.1, spdy/2) and
+/// HTTP/1.1 clients on one port, all down the same tunnel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_side_over_tls_speaks_spdy_and_http1() {
+    let dir = tempfile::tempdir().unwrap();
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let certified = rcgen::generate_simple_self_signed(names).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    let data = pattern(300_000, 3);
+    std::fs::write(files.join("data.bin"), &data).unwrap();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let (mut proxy, public, tunnel) =
+        proxy_with("127.0.0.1:0", &["--cert", cert, "--key", key]).await;
+    assert!(proxy.stdout[0].starts_with("listening on https://"));
+    let _origin = origin(&tunnel, "files", TOKEN, &["--dir", files.to_str().unwrap()]).await;
+    proxy.wait_for("origin files connected").await;
+
+    // SPDY end to end: client -> proxy -> origin.
+    let url = format!("https://{public}/data.bin");
+    for version in ["3.1", "2"] {
+        let output = Command::new(env!("CARGO_BIN_EXE_spdy"))
+            .args(["get", "--cacert", cert, "--spdy", version, &url])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let output = timeout(LIMIT, output).await.unwrap().unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "SPDY/{version}: {err}");
+        assert!(output.stdout == data, "SPDY/{version}: the bytes differ");
+    }
+
+    // HTTP/1.1 over TLS on the same port.
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let mut config = tokio_rustls::rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(&public).await.unwrap();
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = Request::get("/data.bin")
+        .header("host", "localhost")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = timeout(LIMIT, sender.send_request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = timeout(LIMIT, response.into_body().collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    assert!(body == data, "HTTP/1.1 over TLS: the bytes differ");
 }
