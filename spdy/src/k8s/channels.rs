@@ -836,6 +836,104 @@ mod tests {
         assert_eq!(read.map_err(|e| e.kind()), Err(io::ErrorKind::InvalidData));
     }
 
+    /// What a peer may send: binary messages of any bytes (some shaped
+    /// like channel data and close signals), text, pings, closes.
+    fn peer_message() -> impl proptest::strategy::Strategy<Value = Message> {
+        use proptest::prelude::*;
+        prop_oneof![
+            4 => proptest::collection::vec(any::<u8>(), 0..300).prop_map(Message::Binary),
+            4 => (0u8..6, proptest::collection::vec(any::<u8>(), 0..100))
+                .prop_map(|(c, d)| Message::Binary([&[c][..], &d].concat())),
+            2 => (0u8..8).prop_map(|c| Message::Binary(vec![CLOSE_SIGNAL, c])),
+            1 => ".{0,20}".prop_map(Message::Text),
+            1 => proptest::collection::vec(any::<u8>(), 0..20).prop_map(Message::Ping),
+            1 => proptest::option::of(prop_oneof![
+                Just(CloseCode::Normal),
+                Just(CloseCode::Away),
+                Just(CloseCode::Protocol)
+            ])
+            .prop_map(|code| Message::Close(code.map(|code| CloseFrame { code, reason: "".into() }))),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// Whatever a peer sends, the server's driver does not panic and
+        /// ends: stdin reads what came on channel 0 (in order), then a
+        /// clean end or an error, never more; resize sizes are only what
+        /// came on channel 4.
+        #[test]
+        fn any_peer_input(messages in proptest::collection::vec(peer_message(), 0..40)) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                let (mut connection, mut client) = pair(&[STDIN, RESIZE], HEARTBEAT).await;
+                let mut stdin = connection.reader(STDIN).unwrap();
+                let mut expected = Vec::new();
+                let mut stdin_open = true;
+                for message in &messages {
+                    if let Message::Close(_) = message {
+                        // The client sends nothing after its close.
+                        break;
+                    }
+                    if let Message::Binary(data) = message {
+                        match data.as_slice() {
+                            [STDIN, rest @ ..] if stdin_open => expected.extend_from_slice(rest),
+                            [CLOSE_SIGNAL, STDIN] => stdin_open = false,
+                            _ => {}
+                        }
+                    }
+                }
+                let writer = async {
+                    for message in messages {
+                        let stop = matches!(message, Message::Close(_));
+                        if send_quietly(&mut client, message).await.is_err() || stop {
+                            break;
+                        }
+                    }
+                    drop(client);
+                };
+                let reader = async {
+                    let mut got = Vec::new();
+                    let mut buf = [0; 4096];
+                    loop {
+                        match stdin.read(&mut buf).await {
+                            Ok(0) => return (got, true),
+                            Err(_) => return (got, false),
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                };
+                let ((), (got, clean)) =
+                    tokio::time::timeout(WAIT, async { tokio::join!(writer, reader) })
+                        .await
+                        .expect("the driver did not end");
+                // A clean end comes after everything sent on stdin; an
+                // error (malformed input, the connection gone) may come
+                // earlier, but never with other bytes.
+                if clean {
+                    assert_eq!(got, expected);
+                } else {
+                    assert!(expected.starts_with(&got), "{got:?} vs {expected:?}");
+                }
+            });
+        }
+    }
+
+    /// `send` that reports a failure instead of panicking (the driver may
+    /// have ended the connection).
+    async fn send_quietly(
+        ws: &mut WebSocketStream<DuplexStream>,
+        message: Message,
+    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+        std::future::poll_fn(|cx| Pin::new(&mut *ws).poll_ready(cx)).await?;
+        Pin::new(&mut *ws).start_send(message)?;
+        std::future::poll_fn(|cx| Pin::new(&mut *ws).poll_flush(cx)).await
+    }
+
     #[tokio::test]
     async fn client_writes_one_message_per_write_and_signals_its_end() {
         let (a, b) = tokio::io::duplex(1 << 20);
