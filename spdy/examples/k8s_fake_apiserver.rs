@@ -21,6 +21,7 @@
 //! ```sh
 //! kubectl --server http://127.0.0.1:8001 exec pod1 -- uname -a
 //! echo hello | kubectl --server http://127.0.0.1:8001 exec -i pod1 -- tr a-z A-Z
+//! echo hi | kubectl --server http://127.0.0.1:8001 attach -i pod1   # the main process is cat
 //! kubectl --server http://127.0.0.1:8001 port-forward pod1 9090:22
 //! ```
 //!
@@ -110,7 +111,9 @@ fn api(mut req: Request<Incoming>, addr: SocketAddr) -> Response<String> {
                 r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"{namespace}","uid":"00000000-0000-0000-0000-000000000001"}},"spec":{{"containers":[{{"name":"main","image":"busybox"}}]}},"status":{{"phase":"Running","containerStatuses":[{{"name":"main","ready":true,"restartCount":0,"image":"busybox","imageID":"","state":{{"running":{{}}}}}}]}}}}"#
             ),
         ),
-        (_, ["api", "v1", "namespaces", _, "pods", _, "exec"]) => {
+        // attach speaks the exec protocols; its "command" is the
+        // container's main process (`cat` here).
+        (_, ["api", "v1", "namespaces", _, "pods", _, "exec" | "attach"]) => {
             // kubectl's default is a v5.channel.k8s.io WebSocket; with
             // KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false, the SPDY/3.1 upgrade.
             // Both give the same ExecSession.
@@ -175,10 +178,10 @@ fn api(mut req: Request<Incoming>, addr: SocketAddr) -> Response<String> {
 
 /// Runs the exec'd command locally, wired to the session's streams.
 async fn run_command(mut session: ExecSession) {
-    let command = session.request.command.clone();
+    let mut command = session.request.command.clone();
     if command.is_empty() {
-        let _ = session.fail("BadRequest", "no command given").await;
-        return;
+        // `kubectl attach`: the "container's main process" is `cat`.
+        command = vec!["cat".to_owned()];
     }
     let pipe = |wanted: bool| {
         if wanted {

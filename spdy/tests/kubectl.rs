@@ -184,7 +184,9 @@ fn api(mut req: Request<Incoming>, addr: SocketAddr, stats: Arc<Stats>) -> Respo
                 r#"{{"kind":"Pod","apiVersion":"v1","metadata":{{"name":"{name}","namespace":"{namespace}","uid":"00000000-0000-0000-0000-000000000001"}},"spec":{{"containers":[{{"name":"main","image":"busybox"}}]}},"status":{{"phase":"Running","containerStatuses":[{{"name":"main","ready":true,"restartCount":0,"image":"busybox","imageID":"","state":{{"running":{{}}}}}}]}}}}"#
             ),
         ),
-        (_, ["api", "v1", "namespaces", _, "pods", _, "exec"]) => {
+        // attach speaks the exec protocols; its "command" is the
+        // container's main process (`cat` here).
+        (_, ["api", "v1", "namespaces", _, "pods", _, "exec" | "attach"]) => {
             // A WebSocket request goes to `k8s::exec` when the server does
             // not serve that path: a 400, and kubectl falls back.
             let websocket = k8s::is_websocket_upgrade(&req) && stats.websocket.load(Ordering::SeqCst);
@@ -250,7 +252,11 @@ fn api(mut req: Request<Incoming>, addr: SocketAddr, stats: Arc<Stats>) -> Respo
 
 /// Runs the exec'd command locally, wired to the session's streams.
 async fn run_command(mut session: ExecSession) {
-    let command = session.request.command.clone();
+    let mut command = session.request.command.clone();
+    if command.is_empty() {
+        // attach: the container's main process.
+        command = vec!["cat".to_owned()];
+    }
     if session.request.tty {
         // No terminal here: report the first size kubectl sends instead.
         if let (Some(resize), Some(stdout)) = (session.resize.as_mut(), session.stdout.as_mut()) {
@@ -473,6 +479,8 @@ every_exec_path!(
     exec_exit_code_and_stderr,
     exec_kubectl_killed_mid_transfer,
     exec_tty_sends_the_terminal_size,
+    attach_reaches_the_main_process,
+    cp_both_ways,
 );
 
 /// The server for `path`, and a kubectl home pointing at it.
@@ -498,10 +506,27 @@ async fn run_exec(
     args: &[&str],
     input: &[u8],
 ) -> Output {
-    let before = stats.websocket_exec_sessions.load(Ordering::SeqCst);
+    let count = || {
+        (
+            stats.sessions_started.load(Ordering::SeqCst),
+            stats.websocket_exec_sessions.load(Ordering::SeqCst),
+        )
+    };
+    let before = count();
     let output = run_command_line(kubectl_for(path, home, args), args, input).await;
-    let over_websocket = stats.websocket_exec_sessions.load(Ordering::SeqCst) - before;
-    let expected = (path == ExecPath::WebSocket) as usize;
+    let after = count();
+    let (sessions, over_websocket) = (after.0 - before.0, after.1 - before.1);
+    // Each exec kubectl ran (`cp` runs two) took the path's transport.
+    assert!(
+        sessions >= 1,
+        "no exec session ({path:?}): {}",
+        show(&output)
+    );
+    let expected = if path == ExecPath::WebSocket {
+        sessions
+    } else {
+        0
+    };
     assert_eq!(over_websocket, expected, "exec over a WebSocket ({path:?})");
     output
 }
@@ -893,6 +918,53 @@ async fn exec_tty_sends_the_terminal_size(path: ExecPath) {
     assert!(text.contains("size 123x45"), "{}", show(&output));
     let over_websocket = stats.websocket_exec_sessions.load(Ordering::SeqCst) - before;
     assert_eq!(over_websocket, (path == ExecPath::WebSocket) as usize);
+}
+
+/// `kubectl attach -i` speaks the exec protocols to `.../attach`; the
+/// fake server's "main process" is `cat`.
+async fn attach_reaches_the_main_process(path: ExecPath) {
+    if !kubectl_available() {
+        return;
+    }
+    let (home, stats) = exec_server(path).await;
+    let args = ["attach", "-i", "pod1"];
+    let output = run_exec(path, &home, &stats, &args, b"attached\n").await;
+    assert!(output.status.success(), "{}", show(&output));
+    assert_eq!(output.stdout, b"attached\n", "{}", show(&output));
+}
+
+/// `kubectl cp` both ways: tar over exec's stdin and stdout (the "pod"'s
+/// file system is this machine's, in a temporary folder).
+async fn cp_both_ways(path: ExecPath) {
+    if !kubectl_available()
+        || !Path::new("/usr/bin/tar").exists() && !Path::new("/bin/tar").exists()
+    {
+        return;
+    }
+    let (home, stats) = exec_server(path).await;
+    let local = home.join("local");
+    let remote = home.join("remote");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::create_dir_all(&remote).unwrap();
+    let data: Vec<u8> = (0..3_000_000u32)
+        .map(|i| (i * 7 + i / 1013) as u8)
+        .collect();
+    std::fs::write(local.join("up.bin"), &data).unwrap();
+    let up_from = local.join("up.bin");
+    let up_to = format!("pod1:{}", remote.join("copied.bin").display());
+    let args = ["cp", up_from.to_str().unwrap(), &up_to];
+    let output = run_exec(path, &home, &stats, &args, b"").await;
+    assert!(output.status.success(), "{}", show(&output));
+    assert!(
+        std::fs::read(remote.join("copied.bin")).unwrap() == data,
+        "upload differs"
+    );
+    let down_from = format!("pod1:{}", remote.join("copied.bin").display());
+    let down_to = local.join("down.bin");
+    let args = ["cp", &down_from, down_to.to_str().unwrap()];
+    let output = run_exec(path, &home, &stats, &args, b"").await;
+    assert!(output.status.success(), "{}", show(&output));
+    assert!(std::fs::read(&down_to).unwrap() == data, "download differs");
 }
 
 /// kubectl killed in the middle of a large exec stdin transfer (`cat`

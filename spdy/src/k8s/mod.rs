@@ -8,6 +8,10 @@
 //! | exec | [`exec_websocket`]: `v5.channel.k8s.io` channels | [`exec`]: `channel.k8s.io` ... `v5.channel.k8s.io` |
 //! | port-forward | [`port_forward_websocket`]: SPDY/3.1 inside binary messages | [`port_forward`]: `portforward.k8s.io` |
 //!
+//! `kubectl attach` speaks the exec protocols to `.../attach` (no
+//! command: the session is the container's main process), so the exec
+//! functions serve it too; `kubectl cp` is an exec of `tar`.
+//!
 //! Each takes the request inside a hyper HTTP/1.1 server served
 //! `with_upgrades()` (route with [`is_websocket_upgrade`]), negotiates the
 //! protocol and gives the response to return (101, or the refusal) with
