@@ -76,7 +76,9 @@ fn serve(mut req: Request<Incoming>, seen: Seen) -> Response<String> {
                 Err(refusal) => refusal,
             }
         }
-        "/exec" => match k8s::exec(&mut req) {
+        // A server without the WebSocket paths: `k8s::exec` and
+        // `k8s::port_forward` answer a WebSocket request with 400.
+        "/exec" | "/legacy/exec" => match k8s::exec(&mut req) {
             Ok((response, upgrade)) => {
                 tokio::spawn(async move {
                     if let Ok(session) = upgrade.session_within(WAIT).await {
@@ -87,7 +89,7 @@ fn serve(mut req: Request<Incoming>, seen: Seen) -> Response<String> {
             }
             Err(refusal) => refusal,
         },
-        "/portforward" => match k8s::port_forward(&mut req) {
+        "/portforward" | "/legacy/portforward" => match k8s::port_forward(&mut req) {
             Ok((response, session)) => {
                 tokio::spawn(forward_all(session, seen));
                 response
@@ -468,6 +470,53 @@ async fn exec_unread_resize_does_not_hold_stdin(transport: Transport) {
     stdin.shutdown().await.unwrap();
     assert_eq!(read_all(session.stdout.take().unwrap()).await, b"hello");
     assert_eq!(timeout(WAIT, session.wait()).await.unwrap().unwrap(), 0);
+}
+
+/// `exec_connect` / `port_forward_connect` take the WebSocket path, or
+/// fall back to the SPDY upgrade on a new connection when the server
+/// refuses it, as kubectl does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_falls_back_like_kubectl() {
+    let (addr, _) = start_server().await;
+    let echo = start_echo().await;
+    let dial = || TcpStream::connect(addr);
+    for (prefix, websocket) in [("", true), ("/legacy", false)] {
+        let exec = ExecRequest {
+            stdin: true,
+            stdout: true,
+            ..command(&["echo", "5"])
+        };
+        let request = UpgradeRequest::post(&format!("{prefix}/exec?{}", exec.to_query()))
+            .unwrap()
+            .host(&addr.to_string())
+            .unwrap();
+        let mut session = timeout(WAIT, k8s::exec_connect(dial, request, &exec))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(session.handle().is_none(), websocket, "{prefix}");
+        let mut stdin = session.stdin.take().unwrap();
+        stdin.write_all(b"both ways").await.unwrap();
+        stdin.shutdown().await.unwrap();
+        assert_eq!(read_all(session.stdout.take().unwrap()).await, b"both ways");
+        assert_eq!(timeout(WAIT, session.wait()).await.unwrap().unwrap(), 5);
+
+        let request = UpgradeRequest::post(&format!("{prefix}/portforward"))
+            .unwrap()
+            .host(&addr.to_string())
+            .unwrap();
+        let forwards = timeout(WAIT, k8s::port_forward_connect(dial, request))
+            .await
+            .unwrap()
+            .unwrap();
+        let (mut data, _) = timeout(WAIT, forwards.forward(echo))
+            .await
+            .unwrap()
+            .unwrap();
+        data.write_all(b"forwarded").await.unwrap();
+        data.shutdown().await.unwrap();
+        assert_eq!(read_all(data).await, b"forwarded", "{prefix}");
+    }
 }
 
 #[tokio::test]

@@ -232,3 +232,86 @@ pub(super) async fn open_replied(
 pub(super) fn timed_out(what: &str) -> ClientError {
     ClientError::Io(io::Error::new(io::ErrorKind::TimedOut, what.to_owned()))
 }
+
+/// Connects as kubectl 1.32 does: the WebSocket path first and, if the
+/// server refuses that upgrade (an older server, or one without it), the
+/// SPDY/3.1 upgrade on a new connection. `dial` opens a connection to the
+/// server (TCP, or TLS) each time it is called. Gives what the first
+/// path that works gives; any other failure of the WebSocket path is
+/// returned as is.
+async fn with_fallback<T, D, Fut, R, W, WFut, S, SFut>(
+    dial: D,
+    websocket: W,
+    spdy: S,
+) -> Result<R, ClientError>
+where
+    D: Fn() -> Fut,
+    Fut: std::future::Future<Output = io::Result<T>>,
+    W: FnOnce(T) -> WFut,
+    WFut: std::future::Future<Output = Result<R, ClientError>>,
+    S: FnOnce(T) -> SFut,
+    SFut: std::future::Future<Output = Result<R, ClientError>>,
+{
+    match websocket(dial().await?).await {
+        Err(ClientError::Upgrade(e)) if e.refused().is_some() => spdy(dial().await?).await,
+        other => other,
+    }
+}
+
+/// [`exec_websocket_client`], falling back to [`exec_client`] when the
+/// server refuses the WebSocket upgrade (see kubectl's
+/// `KUBECTL_REMOTE_COMMAND_WEBSOCKETS`). `dial` opens a new connection
+/// each time it is called.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use spdy::k8s::{self, ExecRequest};
+/// use spdy::upgrade::UpgradeRequest;
+///
+/// let exec = ExecRequest { command: vec!["date".into()], stdout: true, ..Default::default() };
+/// let path = format!("/api/v1/namespaces/default/pods/p/exec?{}", exec.to_query());
+/// let request = UpgradeRequest::post(&path)?.host("127.0.0.1:8001")?;
+/// let dial = || tokio::net::TcpStream::connect("127.0.0.1:8001");
+/// let session = k8s::exec_connect(dial, request, &exec).await?;
+/// # Ok(()) }
+/// ```
+pub async fn exec_connect<D, Fut, T>(
+    dial: D,
+    request: upgrade::UpgradeRequest,
+    exec: &ExecRequest,
+) -> Result<ExecClient, ClientError>
+where
+    D: Fn() -> Fut,
+    Fut: std::future::Future<Output = io::Result<T>>,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let again = request.clone();
+    with_fallback(
+        dial,
+        |io| exec_websocket_client(io, request, exec),
+        |io| exec_client(io, again, exec),
+    )
+    .await
+}
+
+/// [`port_forward_websocket_client`], falling back to
+/// [`port_forward_client`] when the server refuses the WebSocket upgrade
+/// (see kubectl's `KUBECTL_PORT_FORWARD_WEBSOCKETS`). `dial` opens a new
+/// connection each time it is called.
+pub async fn port_forward_connect<D, Fut, T>(
+    dial: D,
+    request: upgrade::UpgradeRequest,
+) -> Result<PortForwardClient, ClientError>
+where
+    D: Fn() -> Fut,
+    Fut: std::future::Future<Output = io::Result<T>>,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let again = request.clone();
+    with_fallback(
+        dial,
+        |io| port_forward_websocket_client(io, request),
+        |io| port_forward_client(io, again),
+    )
+    .await
+}
