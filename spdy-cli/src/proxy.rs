@@ -183,33 +183,15 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         eprintln!("spdy proxy: cannot read the listening addresses");
         return ExitCode::FAILURE;
     };
-    let public_tls = match (&args.cert, &args.key) {
-        (Some(cert), Some(key)) => match Acceptor::from_pem_files(cert, key) {
-            Ok(acceptor) => Some(acceptor),
-            Err(e) => {
-                eprintln!(
-                    "spdy proxy: cannot use {}: {}",
-                    cert.display(),
-                    describe(&e)
-                );
-                return ExitCode::from(2);
-            }
-        },
-        _ => None,
-    };
-    let tls = match (&args.tunnel_cert, &args.tunnel_key) {
-        (Some(cert), Some(key)) => match Acceptor::from_pem_files(cert, key) {
-            Ok(acceptor) => Some(acceptor.protocols(&[Protocol::Http1])),
-            Err(e) => {
-                eprintln!(
-                    "spdy proxy: cannot use {}: {}",
-                    cert.display(),
-                    describe(&e)
-                );
-                return ExitCode::from(2);
-            }
-        },
-        _ => None,
+    let (public_tls, tls) = match (
+        acceptor(args.cert.as_deref(), args.key.as_deref()),
+        acceptor(args.tunnel_cert.as_deref(), args.tunnel_key.as_deref()),
+    ) {
+        (Ok(public), Ok(tunnel)) => (public, tunnel.map(|a| a.protocols(&[Protocol::Http1]))),
+        (Err(why), _) | (_, Err(why)) => {
+            eprintln!("spdy proxy: {why}");
+            return ExitCode::from(2);
+        }
     };
     if args.token.is_none() {
         eprintln!("spdy proxy: no token: any origin reaching {tunnel_addr} is served");
@@ -270,6 +252,19 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             }
         });
     }
+}
+
+/// The TLS acceptor for a certificate chain and its key (PEM), if given.
+fn acceptor(
+    cert: Option<&std::path::Path>,
+    key: Option<&std::path::Path>,
+) -> Result<Option<Acceptor>, String> {
+    let (Some(cert), Some(key)) = (cert, key) else {
+        return Ok(None);
+    };
+    Acceptor::from_pem_files(cert, key)
+        .map(Some)
+        .map_err(|e| format!("cannot use {}: {}", cert.display(), describe(&e)))
 }
 
 /// Who a public request comes from.

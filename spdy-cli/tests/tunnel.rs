@@ -483,22 +483,32 @@ async fn a_tunnel_that_ends_at_once_is_dialed_again_with_backoff() {
     assert!(waited >= Duration::from_millis(1750), "{waited:?}");
 }
 
+/// A self-signed certificate for localhost and 127.0.0.1, written as
+/// `NAME.pem` and `NAME.key` in `dir`.
+fn self_signed(
+    dir: &Path,
+    name: &str,
+) -> (
+    std::path::PathBuf,
+    std::path::PathBuf,
+    rcgen::CertifiedKey<rcgen::KeyPair>,
+) {
+    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+    let certified = rcgen::generate_simple_self_signed(names).unwrap();
+    let cert = dir.join(format!("{name}.pem"));
+    let key = dir.join(format!("{name}.key"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    (cert, key, certified)
+}
+
 /// The tunnel leg over TLS: the origin trusts the proxy's certificate
 /// (--cacert), and refuses to go on with one it does not trust.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tunnel_over_tls() {
     let dir = tempfile::tempdir().unwrap();
-    let write_cert = |name: &str| {
-        let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-        let certified = rcgen::generate_simple_self_signed(names).unwrap();
-        let cert = dir.path().join(format!("{name}.pem"));
-        let key = dir.path().join(format!("{name}.key"));
-        std::fs::write(&cert, certified.cert.pem()).unwrap();
-        std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
-        (cert, key)
-    };
-    let (cert, key) = write_cert("proxy");
-    let (other, _) = write_cert("other");
+    let (cert, key, _) = self_signed(dir.path(), "proxy");
+    let (other, _, _) = self_signed(dir.path(), "other");
     let files = dir.path().join("files");
     std::fs::create_dir(&files).unwrap();
     std::fs::write(files.join("hello.txt"), "hello over tls\n").unwrap();
@@ -538,11 +548,7 @@ async fn a_tunnel_over_tls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_side_over_tls_speaks_spdy_and_http1() {
     let dir = tempfile::tempdir().unwrap();
-    let names = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
-    let certified = rcgen::generate_simple_self_signed(names).unwrap();
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    std::fs::write(&cert, certified.cert.pem()).unwrap();
-    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let (cert, key, certified) = self_signed(dir.path(), "proxy");
     let files = dir.path().join("files");
     std::fs::create_dir(&files).unwrap();
     let data = pattern(300_000, 3);
