@@ -152,7 +152,10 @@ impl Registry {
         let Some(tunnels) = origins.get_mut(&name) else {
             return Err(format!("no origin named {name:?} is connected"));
         };
-        tunnels.rotate_left(1);
+        // (`rotate_left(1)` of an empty list would panic.)
+        if !tunnels.is_empty() {
+            tunnels.rotate_left(1);
+        }
         match tunnels.last() {
             Some(tunnel) => Ok((name, tunnel.send.clone())),
             None => Err(format!("no origin named {name:?} is connected")),
