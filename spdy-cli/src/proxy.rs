@@ -586,3 +586,59 @@ fn plain(status: StatusCode, why: String) -> Response<ProxyBody> {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> SendRequest {
+        // Never driven: routing only clones it (made inside a runtime,
+        // which the connection's timer needs).
+        spdy::client::handshake(tokio::io::duplex(64).0, Version::V3_1).0
+    }
+
+    #[tokio::test]
+    async fn routing_by_host() {
+        let registry = Registry::default();
+        let picked = |host: Option<&str>| registry.pick(host).map(|(name, _)| name);
+        assert!(picked(Some("media.example")).is_err());
+        let media = registry.add("media", session()).unwrap();
+        // The only origin takes every request.
+        assert_eq!(picked(Some("other.example")).unwrap(), "media");
+        assert_eq!(picked(None).unwrap(), "media");
+        registry.add(DEFAULT_NAME, session()).unwrap();
+        assert_eq!(picked(Some("media.example:8080")).unwrap(), "media");
+        assert_eq!(picked(Some("MEDIA.Example")).unwrap(), "media");
+        assert_eq!(picked(Some("other.example")).unwrap(), DEFAULT_NAME);
+        assert_eq!(picked(Some("127.0.0.1:8080")).unwrap(), DEFAULT_NAME);
+        assert_eq!(registry.remove("media", media), 0);
+        assert_eq!(picked(Some("media.example")).unwrap(), DEFAULT_NAME);
+    }
+
+    #[tokio::test]
+    async fn tunnel_limits() {
+        let registry = Registry::default();
+        let ids: Vec<u64> = (0..MAX_TUNNELS_PER_NAME)
+            .map(|_| registry.add("a", session()).unwrap())
+            .collect();
+        assert!(registry.add("a", session()).is_none());
+        // A refused add leaves nothing behind.
+        assert_eq!(registry.origins.lock().unwrap().len(), 1);
+        assert_eq!(registry.remove("a", ids[0]), MAX_TUNNELS_PER_NAME - 1);
+        assert!(registry.add("a", session()).is_some());
+    }
+
+    #[test]
+    fn in_flight_per_address() {
+        let in_flight = Arc::new(InFlight::default());
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let permits: Vec<Permit> = (0..MAX_IN_FLIGHT_PER_CLIENT)
+            .map(|_| in_flight.acquire(ip).unwrap())
+            .collect();
+        assert!(in_flight.acquire(ip).is_none());
+        assert!(in_flight.acquire("192.0.2.2".parse().unwrap()).is_some());
+        drop(permits);
+        assert!(in_flight.0.lock().unwrap().is_empty());
+        assert!(in_flight.acquire(ip).is_some());
+    }
+}
