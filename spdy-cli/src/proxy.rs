@@ -592,13 +592,13 @@ mod tests {
     use super::*;
 
     fn session() -> SendRequest {
-        // Never driven: routing only clones it (made inside a runtime,
-        // which the connection's timer needs).
+        // Never driven: routing only clones it (and a session can be
+        // made outside any runtime).
         spdy::client::handshake(tokio::io::duplex(64).0, Version::V3_1).0
     }
 
-    #[tokio::test]
-    async fn routing_by_host() {
+    #[test]
+    fn routing_by_host() {
         let registry = Registry::default();
         let picked = |host: Option<&str>| registry.pick(host).map(|(name, _)| name);
         assert!(picked(Some("media.example")).is_err());
@@ -615,8 +615,8 @@ mod tests {
         assert_eq!(picked(Some("media.example")).unwrap(), DEFAULT_NAME);
     }
 
-    #[tokio::test]
-    async fn tunnel_limits() {
+    #[test]
+    fn tunnel_limits() {
         let registry = Registry::default();
         let ids: Vec<u64> = (0..MAX_TUNNELS_PER_NAME)
             .map(|_| registry.add("a", session()).unwrap())

@@ -53,7 +53,9 @@ pub struct Connection<T> {
     read_buf: BytesMut,
     write_queue: VecDeque<Transmit>,
     queued: usize,
-    timer: Pin<Box<Sleep>>,
+    /// Made at the first deadline (inside the runtime: a `Sleep` made
+    /// outside one panics, and handshakes may run before any runtime).
+    timer: Option<Pin<Box<Sleep>>>,
     timer_armed: bool,
     /// How long a finished session may wait for the peer to read its last
     /// frames.
@@ -103,7 +105,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             read_buf: BytesMut::with_capacity(READ_CHUNK),
             write_queue: VecDeque::new(),
             queued: 0,
-            timer: Box::pin(tokio::time::sleep_until(Instant::now())),
+            timer: None,
             timer_armed: false,
             close_deadline: None,
             read_closed: false,
@@ -232,11 +234,19 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                 return;
             };
             let deadline = Instant::from_std(deadline);
-            if !self.timer_armed || self.timer.deadline() != deadline {
-                self.timer.as_mut().reset(deadline);
-                self.timer_armed = true;
-            }
-            if self.timer.as_mut().poll(cx).is_pending() {
+            let timer = match &mut self.timer {
+                Some(timer) => {
+                    if !self.timer_armed || timer.deadline() != deadline {
+                        timer.as_mut().reset(deadline);
+                    }
+                    timer
+                }
+                None => self
+                    .timer
+                    .insert(Box::pin(tokio::time::sleep_until(deadline))),
+            };
+            self.timer_armed = true;
+            if timer.as_mut().poll(cx).is_pending() {
                 return;
             }
             self.timer_armed = false;

@@ -68,6 +68,14 @@ pub const MAX_MESSAGE: usize = 1 << 20;
 /// The most data a write puts in one message (what client-go's copies
 /// write at a time).
 pub const MAX_WRITE: usize = 32 * 1024;
+/// How long the server holds what it writes after the upgrade. client-go
+/// starts reading the connection before it registers its streams, and
+/// drops messages for streams it does not know yet: a command that ends
+/// at once (`test -d`, which `kubectl cp` runs first) could otherwise see
+/// its exit status dropped and read as success. Through a real API
+/// server the hop to the kubelet hides this; here a short wait does.
+pub const SERVER_GRACE: Duration = Duration::from_millis(50);
+
 /// How often a ping (or, while the driver is not reading, a pong) goes
 /// out.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -160,7 +168,7 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        Connection::spawn_with(ws, side, inbound, HEARTBEAT, PEER_TIMEOUT)
+        Connection::spawn_with(ws, side, inbound, HEARTBEAT, PEER_TIMEOUT, SERVER_GRACE)
     }
 
     fn spawn_with<S>(
@@ -169,6 +177,7 @@ impl Connection {
         inbound: &[u8],
         period: Duration,
         peer_timeout: Duration,
+        grace: Duration,
     ) -> Connection
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -191,8 +200,13 @@ impl Connection {
         let mut heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Skip);
         let silent_ticks_allowed = peer_timeout.as_millis() / period.as_millis().max(1);
+        let hold = match side {
+            Side::Server => Some(Box::pin(tokio::time::sleep(grace))),
+            Side::Client => None,
+        };
         let driver = Driver {
             ws,
+            hold,
             outgoing: outgoing_rx,
             outgoing_open: true,
             flush: false,
@@ -274,6 +288,8 @@ impl Drop for Connection {
 /// messages to their channels' queues.
 struct Driver<S> {
     ws: WebSocketStream<S>,
+    /// Until it elapses, nothing is sent (see [`SERVER_GRACE`]).
+    hold: Option<Pin<Box<tokio::time::Sleep>>>,
     outgoing: mpsc::Receiver<Message>,
     /// Whether writers' messages are still taken (not after our close).
     outgoing_open: bool,
@@ -299,6 +315,12 @@ struct Driver<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     /// Sends what the writers queued; `Err` when the socket failed.
     fn poll_outgoing(&mut self, cx: &mut Context<'_>) -> Result<(), Ending> {
+        if let Some(hold) = &mut self.hold {
+            if hold.as_mut().poll(cx).is_pending() {
+                return Ok(());
+            }
+            self.hold = None;
+        }
         while self.outgoing_open {
             match Pin::new(&mut self.ws).poll_ready(cx) {
                 Poll::Ready(Ok(())) => {}
@@ -632,6 +654,8 @@ mod tests {
     use tokio_tungstenite::tungstenite::protocol::Role;
 
     const WAIT: Duration = Duration::from_secs(10);
+    /// The server's hold in these tests.
+    const GRACE: Duration = Duration::from_millis(30);
 
     /// A server-side connection (`inbound` channels, pongs every
     /// `heartbeat`) and the raw WebSocket of its client.
@@ -651,7 +675,14 @@ mod tests {
         let server = WebSocketStream::from_raw_socket(a, Role::Server, None).await;
         let client = WebSocketStream::from_raw_socket(b, Role::Client, None).await;
         (
-            Connection::spawn_with(server, Side::Server, inbound, heartbeat, peer_timeout),
+            Connection::spawn_with(
+                server,
+                Side::Server,
+                inbound,
+                heartbeat,
+                peer_timeout,
+                GRACE,
+            ),
             client,
         )
     }
@@ -676,6 +707,22 @@ mod tests {
             .await
             .unwrap()?;
         Ok(out)
+    }
+
+    #[tokio::test]
+    async fn the_server_holds_what_it_writes_just_after_the_upgrade() {
+        let started = std::time::Instant::now();
+        let (connection, mut client) = pair(&[], HEARTBEAT).await;
+        let mut error = connection.writer(ERROR);
+        tokio::io::AsyncWriteExt::write_all(&mut error, b"done")
+            .await
+            .unwrap();
+        assert_eq!(
+            next(&mut client).await,
+            Some(Message::Binary(b"\x03done".to_vec()))
+        );
+        // (A sleep lasts at least its duration.)
+        assert!(started.elapsed() >= GRACE, "{:?}", started.elapsed());
     }
 
     #[tokio::test]
