@@ -393,61 +393,38 @@ impl Report<'_> {
 
     fn json(&self) -> String {
         let t = self.tally;
-        let latency: Vec<String> = self
+        let latency: serde_json::Map<String, serde_json::Value> = self
             .latencies()
-            .iter()
-            .map(|(name, ms)| format!("{}:{ms:.3}", json_string(name)))
+            .into_iter()
+            .map(|(name, ms)| (name.to_owned(), rounded(ms, 3)))
             .collect();
-        let statuses: Vec<String> = t
+        let statuses: serde_json::Map<String, serde_json::Value> = t
             .statuses
             .iter()
-            .map(|(status, n)| format!("\"{status}\":{n}"))
+            .map(|(status, n)| (status.to_string(), (*n).into()))
             .collect();
-        let failures: Vec<String> = t
-            .failures
-            .iter()
-            .map(|(cause, n)| format!("{}:{n}", json_string(cause)))
-            .collect();
-        let connection_errors: Vec<String> = self
-            .connection_errors
-            .iter()
-            .map(|e| json_string(e))
-            .collect();
-        format!(
-            "{{\"url\":{},\"version\":{},\"connections\":{},\"streams\":{},\"seconds\":{:.6},\
-             \"completed\":{},\"failed\":{},\"body_bytes\":{},\"requests_per_second\":{:.3},\
-             \"mib_per_second\":{:.3},\"latency_ms\":{{{}}},\"statuses\":{{{}}},\
-             \"failures\":{{{}}},\"connection_errors\":[{}]}}",
-            json_string(self.url),
-            json_string(self.version),
-            self.connections,
-            self.streams,
-            self.seconds(),
-            t.completed,
-            t.failed_count(),
-            t.body_bytes,
-            self.requests_per_second(),
-            self.mib_per_second(),
-            latency.join(","),
-            statuses.join(","),
-            failures.join(","),
-            connection_errors.join(",")
-        )
+        serde_json::json!({
+            "url": self.url,
+            "version": self.version,
+            "connections": self.connections,
+            "streams": self.streams,
+            "seconds": rounded(self.seconds(), 6),
+            "completed": t.completed,
+            "failed": t.failed_count(),
+            "body_bytes": t.body_bytes,
+            "requests_per_second": rounded(self.requests_per_second(), 3),
+            "mib_per_second": rounded(self.mib_per_second(), 3),
+            "latency_ms": latency,
+            "statuses": statuses,
+            "failures": t.failures,
+            "connection_errors": self.connection_errors,
+        })
+        .to_string()
     }
 }
 
-/// A JSON string literal.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+/// `x` to `digits` decimals, as a JSON number.
+fn rounded(x: f64, digits: i32) -> serde_json::Value {
+    let scale = 10f64.powi(digits);
+    serde_json::Value::from((x * scale).round() / scale)
 }
