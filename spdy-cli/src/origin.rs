@@ -18,7 +18,8 @@ use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use spdy::upgrade::{UpgradeError, UpgradeRequest};
 use spdy::RecvBody;
 use tokio::net::TcpStream;
@@ -75,8 +76,8 @@ pub(crate) struct Args {
 #[derive(Clone)]
 enum Backend {
     Files(Arc<PathBuf>),
-    /// host:port of a local HTTP/1.1 server.
-    Forward(Arc<str>),
+    /// A local HTTP/1.1 server: host:port, and a pool of connections to it.
+    Forward(Arc<str>, LocalClient),
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
@@ -100,9 +101,10 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             }
         },
         (None, Some(url)) => match Target::parse(url) {
-            Ok(target) if !target.tls => {
-                Backend::Forward(Arc::from(format!("{}:{}", target.host, target.port)))
-            }
+            Ok(target) if !target.tls => Backend::Forward(
+                Arc::from(format!("{}:{}", target.host, target.port)),
+                local_client(),
+            ),
             Ok(_) => {
                 eprintln!("spdy origin: --forward takes an http:// URL");
                 return ExitCode::from(2);
@@ -266,7 +268,7 @@ type OriginBody = Either<ServeBody, Either<Incoming, Full<Bytes>>>;
 async fn answer(backend: &Backend, req: Request<RecvBody>) -> Response<OriginBody> {
     match backend {
         Backend::Files(root) => serve::respond(root, &req).await.map(Either::Left),
-        Backend::Forward(authority) => match pass_on(authority, req).await {
+        Backend::Forward(authority, client) => match pass_on(client, authority, req).await {
             Ok(response) => response.map(|body| Either::Right(Either::Left(body))),
             Err(e) => {
                 let why = format!("the local server at {authority} failed: {e}\n");
@@ -279,32 +281,42 @@ async fn answer(backend: &Backend, req: Request<RecvBody>) -> Response<OriginBod
     }
 }
 
-/// One request to the local HTTP/1.1 server, on a connection of its own.
-async fn pass_on(authority: &str, req: Request<RecvBody>) -> io::Result<Response<Incoming>> {
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(authority))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connecting timed out"))??;
-    let _ = tcp.set_nodelay(true);
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .map_err(io::Error::other)?;
-    tokio::spawn(connection);
+/// HTTP/1.1 to the local server, its connections kept for the next
+/// requests (at most 32 idle, for 30 s).
+type LocalClient = hyper_util::client::legacy::Client<HttpConnector, RecvBody>;
+
+fn local_client() -> LocalClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    hyper_util::client::legacy::Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(32)
+        .pool_idle_timeout(Duration::from_secs(30))
+        .pool_timer(TokioTimer::new())
+        .build(connector)
+}
+
+/// One request to the local HTTP/1.1 server.
+async fn pass_on(
+    client: &LocalClient,
+    authority: &str,
+    req: Request<RecvBody>,
+) -> io::Result<Response<Incoming>> {
     let (mut parts, body) = req.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    // Origin form on the wire; keep the public Host (virtual hosts).
-    if let Some(target) = parts
-        .uri
-        .path_and_query()
-        .and_then(|p| p.as_str().parse().ok())
-    {
-        parts.uri = target;
-    }
+    // The pool needs the server in the URI (it writes the origin form on
+    // the wire); the public Host stays (virtual hosts), or the local
+    // server's is added.
+    let target = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = format!("http://{authority}{target}")
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     if !parts.headers.contains_key(header::HOST) {
         if let Ok(host) = HeaderValue::from_str(authority) {
             parts.headers.insert(header::HOST, host);
         }
     }
-    let answer = sender.send_request(Request::from_parts(parts, body));
+    let answer = client.request(Request::from_parts(parts, body));
     let mut response = tokio::time::timeout(LOCAL_HEAD_TIMEOUT, answer)
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no answer in time"))?

@@ -279,6 +279,8 @@ async fn the_origin_dials_again_when_the_proxy_comes_back() {
 struct Seen {
     /// An endless body stopped being taken.
     abandoned: Notify,
+    /// Connections accepted.
+    connections: std::sync::atomic::AtomicUsize,
 }
 
 /// A local HTTP/1.1 server: `/echo` answers with the request's method,
@@ -289,6 +291,8 @@ async fn local_server(seen: Arc<Seen>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            seen.connections
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             let seen = seen.clone();
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
@@ -384,6 +388,19 @@ async fn forwarding_to_a_local_server() {
         "POST /echo?x=1 host=app.example:8080 xff=127.0.0.1 forwarded=- body=300000"
     );
     assert!(!headers.contains_key("x-secret"), "{headers:?}");
+
+    // The origin keeps its connections to the local server for the next
+    // requests.
+    let before = seen.connections.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..10 {
+        let (status, _, _) = fetch(&public, get("app.example", "/echo")).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let opened = seen.connections.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert!(
+        opened < 10,
+        "{opened} connections for 10 requests one after another"
+    );
 
     // A public client that goes away in the middle of an endless body:
     // the tunnel stream is reset, the origin drops its request to the
