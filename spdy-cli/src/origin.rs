@@ -23,6 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use spdy::upgrade::{UpgradeError, UpgradeRequest};
 use spdy::RecvBody;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 
@@ -63,6 +64,10 @@ pub(crate) struct Args {
     /// INSECURE: do not verify the proxy's certificate.
     #[arg(short = 'k', long)]
     insecure: bool,
+    /// How many tunnels to keep to the proxy (1 to 16): requests are
+    /// spread over them, and one lost connection does not stop them all.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    connections: u32,
     /// Serve the files of DIR (as `spdy serve` does).
     #[arg(long, value_name = "DIR", required_unless_present = "forward")]
     dir: Option<PathBuf>,
@@ -126,17 +131,84 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !(1..=MAX_CONNECTIONS).contains(&args.connections) {
+        eprintln!("spdy origin: --connections goes from 1 to {MAX_CONNECTIONS}");
+        return ExitCode::from(2);
+    }
+    // SIGINT / SIGTERM: GOAWAY on every tunnel, let what is in flight
+    // finish (at most the drain timeout), and exit 0.
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("spdy origin: stopping");
+        let _ = stop.send(true);
+    });
+    let shared = Arc::new((args, backend, tls));
+    let mut tunnels = tokio::task::JoinSet::new();
+    for _ in 0..shared.0.connections {
+        let (shared, stopped) = (shared.clone(), stopped.clone());
+        tunnels.spawn(async move {
+            let (args, backend, tls) = &*shared;
+            keep_tunnel(args, backend, tls.as_ref(), stopped).await
+        });
+    }
+    while let Some(ended) = tunnels.join_next().await {
+        if let Ok(Err(why)) = ended {
+            eprintln!("spdy origin: {why}");
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// The most tunnels one origin keeps (the proxy's limit per name).
+const MAX_CONNECTIONS: u32 = 16;
+
+/// Resolves at SIGINT or (on Unix) SIGTERM.
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Keeps one tunnel up until told to stop (`Ok`), or until the proxy
+/// refuses it for good (`Err` with why).
+async fn keep_tunnel(
+    args: &Args,
+    backend: &Backend,
+    tls: Option<&TlsConnector>,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<(), String> {
     let mut backoff = MIN_BACKOFF;
     loop {
+        if *stopped.borrow() {
+            return Ok(());
+        }
         let started = Instant::now();
-        let why = match tunnel_once(&args, &backend, tls.as_ref()).await {
+        let why = match tunnel_once(args, backend, tls, stopped.clone()).await {
             Ok(ended) => format!("the tunnel ended ({ended})"),
-            Err(Fatal(why)) => {
-                eprintln!("spdy origin: {why}");
-                return ExitCode::FAILURE;
-            }
+            Err(Fatal(why)) => return Err(why),
             Err(Retry(why)) => why,
         };
+        if *stopped.borrow() {
+            return Ok(());
+        }
         // A tunnel that worked for a while starts the backoff again; one
         // that ends at once (a proxy that accepts and hangs up) does not
         // make us dial in a loop.
@@ -144,7 +216,10 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             backoff = MIN_BACKOFF;
         }
         eprintln!("spdy origin: {why}; dialing again in {backoff:?}");
-        tokio::time::sleep(backoff).await;
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+        }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
@@ -163,6 +238,7 @@ async fn tunnel_once(
     args: &Args,
     backend: &Backend,
     tls: Option<&TlsConnector>,
+    stopped: watch::Receiver<bool>,
 ) -> Result<String, Failed> {
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&args.proxy)).await {
         Ok(Ok(tcp)) => tcp,
@@ -171,7 +247,7 @@ async fn tunnel_once(
     };
     let _ = tcp.set_nodelay(true);
     let Some(tls) = tls else {
-        return run_tunnel(tcp, args, backend).await;
+        return run_tunnel(tcp, args, backend, stopped).await;
     };
     let host = args
         .proxy
@@ -182,7 +258,7 @@ async fn tunnel_once(
         .map_err(|e| Fatal(format!("invalid proxy host {host:?}: {e}")))?;
     let handshake = tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(name, tcp));
     match handshake.await {
-        Ok(Ok(stream)) => run_tunnel(stream, args, backend).await,
+        Ok(Ok(stream)) => run_tunnel(stream, args, backend, stopped).await,
         // A certificate we do not trust will not become trusted by
         // dialing again.
         Ok(Err(e)) if untrusted(&e) => Err(Fatal(format!(
@@ -204,7 +280,12 @@ fn untrusted(e: &io::Error) -> bool {
 }
 
 /// Upgrades `io` to the tunnel and serves it until it ends.
-async fn run_tunnel<T>(io: T, args: &Args, backend: &Backend) -> Result<String, Failed>
+async fn run_tunnel<T>(
+    io: T,
+    args: &Args,
+    backend: &Backend,
+    mut stopped: watch::Receiver<bool>,
+) -> Result<String, Failed>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -238,7 +319,10 @@ where
         async move { Ok::<_, Infallible>(answer(&backend, req).await) }
     };
     let server = spdy::server::Builder::new().config(tunnel::session_config());
-    match server.serve_connection(io, service).await {
+    let stop = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    match server.serve_connection_until(io, service, stop).await {
         Ok(()) => Ok("closed by the proxy".to_owned()),
         Err(e) => Ok(crate::connect::describe(&e)),
     }

@@ -100,6 +100,16 @@ impl Process {
         }
     }
 
+    /// Sends SIGTERM.
+    fn terminate(&self) {
+        let pid = self._child.id().expect("still running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// Waits for the process to exit; its code.
     async fn exit_code(mut self) -> Option<i32> {
         let status = timeout(LIMIT, self._child.wait()).await;
@@ -621,4 +631,34 @@ async fn the_public_side_over_tls_speaks_spdy_and_http1() {
         .unwrap()
         .to_bytes();
     assert!(body == data, "HTTP/1.1 over TLS: the bytes differ");
+}
+
+/// `--connections 2`: two tunnels share the requests; SIGTERM ends them
+/// with GOAWAY and the origin exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tunnels_and_a_clean_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.txt"), "a\n").unwrap();
+    let (mut proxy, public, tunnel) = proxy("127.0.0.1:0").await;
+    let dir_arg = dir.path().to_str().unwrap();
+    let mut origin = origin(
+        &tunnel,
+        "two",
+        TOKEN,
+        &["--connections", "2", "--dir", dir_arg],
+    )
+    .await;
+    proxy.wait_for("origin two connected").await;
+    proxy.wait_for("origin two connected").await;
+    for _ in 0..4 {
+        let (status, _, body) = fetch(&public, get("two.example", "/a.txt")).await;
+        assert_eq!((status, &body[..]), (StatusCode::OK, &b"a\n"[..]));
+    }
+    origin.terminate();
+    origin.wait_for("stopping").await;
+    assert_eq!(origin.exit_code().await, Some(0));
+    proxy.wait_for("origin two from").await;
+    proxy.wait_for("origin two from").await;
+    let (status, _, _) = fetch(&public, get("two.example", "/a.txt")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
 }
