@@ -103,8 +103,9 @@ impl Process {
     /// Sends SIGTERM.
     fn terminate(&self) {
         let pid = self._child.id().expect("still running").to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
+        // The shell's `kill` (a `kill` program may not be installed).
+        let status = std::process::Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
             .status()
             .unwrap();
         assert!(status.success());
