@@ -142,11 +142,11 @@ impl Registry {
             .map(|h| h.split(':').next().unwrap_or(h))
             .and_then(|h| h.split('.').next())
             .map(str::to_ascii_lowercase);
+        // (`remove` drops a name with its last tunnel: every name in the
+        // map has one.)
         let name = match label {
             Some(label) if origins.contains_key(&label) => label,
             _ if origins.len() == 1 => origins.keys().next().cloned().unwrap_or_default(),
-            // (`remove` drops a name with its last tunnel, so every name
-            // here has one.)
             _ => DEFAULT_NAME.to_owned(),
         };
         let Some(tunnels) = origins.get_mut(&name) else {
