@@ -10,6 +10,7 @@ mod get;
 mod origin;
 mod proxy;
 mod serve;
+mod shutdown;
 mod tunnel;
 
 use std::process::ExitCode;

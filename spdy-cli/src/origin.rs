@@ -29,6 +29,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::connect::{Target, CONNECT_TIMEOUT};
 use crate::serve::{self, ServeBody};
+use crate::shutdown;
 use crate::tunnel::{
     self, strip_hop_by_hop, MAX_BACKOFF, MIN_BACKOFF, NAME_HEADER, STABLE, TOKEN_ENV, TUNNEL_PATH,
 };
@@ -137,12 +138,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     }
     // SIGINT / SIGTERM: GOAWAY on every tunnel, let what is in flight
     // finish (at most the drain timeout), and exit 0.
-    let (stop, stopped) = watch::channel(false);
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        eprintln!("spdy origin: stopping");
-        let _ = stop.send(true);
-    });
+    let stopped = shutdown::on_signal("spdy origin");
     let shared = Arc::new((args, backend, tls));
     let mut tunnels = tokio::task::JoinSet::new();
     for _ in 0..shared.0.connections {
@@ -164,36 +160,13 @@ pub(crate) async fn run(args: Args) -> ExitCode {
 /// The most tunnels one origin keeps (the proxy's limit per name).
 const MAX_CONNECTIONS: u32 = 16;
 
-/// Resolves at SIGINT or (on Unix) SIGTERM.
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 /// Keeps one tunnel up until told to stop (`Ok`), or until the proxy
 /// refuses it for good (`Err` with why).
 async fn keep_tunnel(
     args: &Args,
     backend: &Backend,
     tls: Option<&TlsConnector>,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let mut backoff = MIN_BACKOFF;
     loop {
@@ -218,7 +191,7 @@ async fn keep_tunnel(
         eprintln!("spdy origin: {why}; dialing again in {backoff:?}");
         tokio::select! {
             () = tokio::time::sleep(backoff) => {}
-            _ = stopped.wait_for(|stop| *stop) => return Ok(()),
+            () = shutdown::stopped(stopped.clone()) => return Ok(()),
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
@@ -284,7 +257,7 @@ async fn run_tunnel<T>(
     io: T,
     args: &Args,
     backend: &Backend,
-    mut stopped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 ) -> Result<String, Failed>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
@@ -319,10 +292,10 @@ where
         async move { Ok::<_, Infallible>(answer(&backend, req).await) }
     };
     let server = spdy::server::Builder::new().config(tunnel::session_config());
-    let stop = async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    };
-    match server.serve_connection_until(io, service, stop).await {
+    match server
+        .serve_connection_until(io, service, shutdown::stopped(stopped))
+        .await
+    {
         Ok(()) => Ok("closed by the proxy".to_owned()),
         Err(e) => Ok(crate::connect::describe(&e)),
     }

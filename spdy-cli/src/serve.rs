@@ -32,6 +32,8 @@ use spdy::{RecvBody, Version};
 use tokio::io::AsyncSeekExt;
 use tokio::net::TcpListener;
 
+use crate::shutdown;
+
 /// Bytes read from a file per DATA frame handed to the connection.
 const CHUNK: usize = 128 * 1024;
 
@@ -133,8 +135,18 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     println!("listening on {scheme}://{local}");
 
     let root = Arc::new(root);
+    // SIGINT / SIGTERM: stop accepting, GOAWAY on every connection, let
+    // what is in flight finish (at most 30 s), exit 0.
+    let stopped = shutdown::on_signal("spdy serve");
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let (tcp, peer) = match listener.accept().await {
+        // Connections that ended leave the set.
+        while connections.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = shutdown::stopped(stopped.clone()) => break,
+        };
+        let (tcp, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of descriptors and the like: wait a little rather
@@ -148,20 +160,30 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         let builder = builder.clone();
         let acceptor = acceptor.clone();
         let root = root.clone();
-        tokio::spawn(async move {
+        let stop = shutdown::stopped(stopped.clone());
+        connections.spawn(async move {
             let service = move |req: Request<RecvBody>| {
                 let root = root.clone();
                 async move { Ok::<_, Infallible>(handle(&root, peer, req).await) }
             };
             let result = match &acceptor {
-                Some(acceptor) => spdy::tls::serve_connection(tcp, acceptor, service).await,
-                None => builder.serve_connection(tcp, service).await,
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(accepted) => accepted.serve_until(service, stop).await,
+                    Err(e) => Err(e),
+                },
+                None => builder.serve_connection_until(tcp, service, stop).await,
             };
             if let Err(e) = result {
                 eprintln!("{peer} connection ended: {e}");
             }
         });
     }
+    eprintln!(
+        "spdy serve: GOAWAY to {} connection(s); waiting for them",
+        connections.len()
+    );
+    while connections.join_next().await.is_some() {}
+    ExitCode::SUCCESS
 }
 
 /// The TLS acceptor: the certificate and key given, or a self-signed

@@ -37,6 +37,16 @@ struct Server {
 }
 
 impl Server {
+    /// Sends SIGTERM (with the shell's `kill`).
+    fn terminate(&self) {
+        let pid = self.child.id().expect("still running");
+        let status = std::process::Command::new("sh")
+            .args(["-c", &format!("kill -TERM {pid}")])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     async fn start(dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_spdy"))
             .arg("serve")
@@ -635,4 +645,35 @@ async fn bench_reports_failures_by_cause() {
             stderr(&output)
         );
     }
+}
+
+/// SIGTERM: the server stops accepting, sends GOAWAY, lets the download
+/// in flight finish, and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stops_cleanly_on_sigterm() {
+    let dir = folder_of_sizes();
+    let mut server = Server::start(dir.path(), &[]).await;
+    let client = spdy::client::Client::connect(&*server.addr, Version::V3_1)
+        .await
+        .unwrap();
+    let url = format!("http://{}/f5000000.bin", server.addr);
+    let request = Request::get(&url).body(Empty::<Bytes>::new()).unwrap();
+    let response = timeout(LIMIT, client.send_request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut body = response.into_body();
+    // The download has started...
+    let first = timeout(LIMIT, body.data()).await.unwrap().unwrap().unwrap();
+    server.terminate();
+    // ...and ends whole.
+    let mut received = first.to_vec();
+    while let Some(chunk) = timeout(LIMIT, body.data()).await.unwrap() {
+        received.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(received == pattern(5_000_000, 8), "the download differs");
+    drop(client);
+    let status = timeout(LIMIT, server.child.wait()).await.unwrap().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", server.log.lock().unwrap());
+    assert!(server.log.lock().unwrap().contains("stopping"));
 }

@@ -361,21 +361,41 @@ impl<T> Accepted<T> {
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         S: Service,
     {
+        self.serve_until(service, std::future::pending()).await
+    }
+
+    /// Like [`serve`](Self::serve), and when `shutdown` completes: SPDY
+    /// sends GOAWAY and lets open streams finish (at most the server
+    /// builder's drain timeout); HTTP/1.1 finishes the request in flight
+    /// and closes.
+    pub async fn serve_until<S>(
+        self,
+        service: S,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(), Error>
+    where
+        T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        S: Service,
+    {
         match self.protocol {
             Protocol::Spdy(version) => {
                 self.spdy
                     .version(version)
-                    .serve_connection(self.stream, service)
+                    .serve_connection_until(self.stream, service, shutdown)
                     .await
             }
-            Protocol::Http1 => serve_http1(self.stream, service).await,
+            Protocol::Http1 => serve_http1(self.stream, service, shutdown).await,
         }
     }
 }
 
 /// Serves HTTP/1.1 with hyper: each request's body is wrapped in a
 /// [`RecvBody`] and its target made absolute, as SPDY requests are.
-async fn serve_http1<T, S>(io: T, service: S) -> Result<(), Error>
+async fn serve_http1<T, S>(
+    io: T,
+    service: S,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     S: Service,
@@ -389,11 +409,19 @@ where
     let mut http1 = hyper::server::conn::http1::Builder::new();
     // The timer lets hyper time out a client slow to send its headers.
     http1.timer(TokioTimer::new());
-    http1
+    let connection = http1
         .serve_connection(TokioIo::new(io), hyper_service)
-        .with_upgrades()
-        .await
-        .map_err(|e| Error::from(io::Error::other(e)))
+        .with_upgrades();
+    let mut connection = std::pin::pin!(connection);
+    let mut shutdown = std::pin::pin!(shutdown);
+    let result = tokio::select! {
+        result = connection.as_mut() => result,
+        () = &mut shutdown => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    result.map_err(|e| Error::from(io::Error::other(e)))
 }
 
 /// `/path` with `Host: h` becomes `https://h/path`, the URI a SPDY request
