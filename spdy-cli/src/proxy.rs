@@ -32,6 +32,7 @@ use spdy::{RecvBody, Version};
 use tokio::net::TcpListener;
 
 use crate::connect::describe;
+use crate::shutdown;
 use crate::tunnel::{self, strip_hop_by_hop, DEFAULT_NAME, NAME_HEADER, TOKEN_ENV, TUNNEL_PATH};
 
 /// How long a public client (or an origin) has to send its request head.
@@ -44,6 +45,8 @@ const MAX_TUNNELS: usize = 1024;
 /// streaming): a client that reads nothing holds its tunnel streams, and
 /// must not hold them all.
 const MAX_IN_FLIGHT_PER_CLIENT: usize = 32;
+/// How long a stopping proxy waits for the requests in flight.
+const DRAIN: Duration = Duration::from_secs(30);
 /// How long an origin has to answer a request's head.
 const RESPONSE_HEAD_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -216,8 +219,17 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     let token: Option<Arc<str>> = args.token.as_deref().map(Arc::from);
     tokio::spawn(accept_origins(tunnels, tls, registry.clone(), token));
     let quiet = args.quiet;
+    // SIGINT / SIGTERM: no new clients, the requests in flight finish (at
+    // most DRAIN), exit 0.
+    let stopped = shutdown::on_signal("spdy proxy");
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let (tcp, peer) = match public.accept().await {
+        while connections.try_join_next().is_some() {}
+        let accepted = tokio::select! {
+            accepted = public.accept() => accepted,
+            () = shutdown::stopped(stopped.clone()) => break,
+        };
+        let (tcp, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(e) => {
                 eprintln!("spdy proxy: accept failed: {e}");
@@ -228,7 +240,8 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         let _ = tcp.set_nodelay(true);
         let (registry, in_flight) = (registry.clone(), in_flight.clone());
         let public_tls = public_tls.clone();
-        tokio::spawn(async move {
+        let stop = shutdown::stopped(stopped.clone());
+        connections.spawn(async move {
             let client = Client {
                 peer,
                 tls: public_tls.is_some(),
@@ -241,20 +254,38 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             match public_tls {
                 // SPDY (by ALPN) or HTTP/1.1, the same service.
                 Some(acceptor) => {
-                    let _ = spdy::tls::serve_connection(tcp, &acceptor, service).await;
+                    if let Ok(accepted) = acceptor.accept(tcp).await {
+                        let _ = accepted.serve_until(service, stop).await;
+                    }
                 }
                 None => {
                     let service =
                         service_fn(move |req: Request<Incoming>| service(req.map(RecvBody::wrap)));
-                    let _ = http1::Builder::new()
+                    let connection = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(HEAD_TIMEOUT)
-                        .serve_connection(TokioIo::new(tcp), service)
-                        .await;
+                        .serve_connection(TokioIo::new(tcp), service);
+                    let mut connection = std::pin::pin!(connection);
+                    tokio::select! {
+                        _ = connection.as_mut() => {}
+                        () = stop => {
+                            connection.as_mut().graceful_shutdown();
+                            let _ = connection.await;
+                        }
+                    }
                 }
             }
         });
     }
+    eprintln!(
+        "spdy proxy: waiting for {} client connection(s)",
+        connections.len()
+    );
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(DRAIN, drained).await.is_err() {
+        eprintln!("spdy proxy: {DRAIN:?} passed; closing what is left");
+    }
+    ExitCode::SUCCESS
 }
 
 /// The TLS acceptor for a certificate chain and its key (PEM), if given.

@@ -663,3 +663,50 @@ async fn two_tunnels_and_a_clean_stop() {
     let (status, _, _) = fetch(&public, get("two.example", "/a.txt")).await;
     assert_eq!(status, StatusCode::BAD_GATEWAY);
 }
+
+/// SIGTERM to the proxy: no new clients, the download in flight ends
+/// whole, exit 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(5_000_000, 4);
+    std::fs::write(dir.path().join("big.bin"), &data).unwrap();
+    let (mut proxy, public, tunnel) = proxy("127.0.0.1:0").await;
+    let _origin = origin(
+        &tunnel,
+        "big",
+        TOKEN,
+        &["--dir", dir.path().to_str().unwrap()],
+    )
+    .await;
+    proxy.wait_for("origin big connected").await;
+    let tcp = TcpStream::connect(&public).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let request = Request::get("/big.bin")
+        .header("host", "big.example")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let mut response = timeout(LIMIT, sender.send_request(request))
+        .await
+        .unwrap()
+        .unwrap();
+    let first = timeout(LIMIT, response.body_mut().frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    proxy.terminate();
+    proxy.wait_for("stopping").await;
+    let mut received = first.into_data().unwrap().to_vec();
+    let rest = timeout(LIMIT, response.into_body().collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
+    received.extend_from_slice(&rest);
+    assert!(received == data, "the download differs");
+    assert_eq!(proxy.exit_code().await, Some(0));
+}
