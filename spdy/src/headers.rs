@@ -6,7 +6,8 @@
 //! ordinary `host` header) and `status`, `version`. Names are lower case, a
 //! repeated header is one value with NUL-separated parts, and the
 //! connection-specific headers (Connection, Keep-Alive, Proxy-Connection,
-//! Transfer-Encoding, and Host in SPDY/3) "MUST not be sent".
+//! Transfer-Encoding, and Host in SPDY/3) "MUST not be sent", nor are those
+//! a Connection header names (an HTTP/1.1 hop's own, passed on by a proxy).
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
@@ -73,10 +74,22 @@ fn names(version: Version) -> Names {
     }
 }
 
+/// Whether `Connection` names `name` as a header of this hop only
+/// (RFC 9110 7.6.1): it goes with the Connection header.
+fn named_by_connection(headers: &HeaderMap, name: &HeaderName) -> bool {
+    headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|named| named.trim().eq_ignore_ascii_case(name.as_str()))
+}
+
 /// Adds ordinary headers, joining repeated ones with NUL.
 fn push_header_map(block: &mut HeaderBlock, headers: &HeaderMap) {
+    let has_connection = headers.contains_key(http::header::CONNECTION);
     for name in headers.keys() {
-        if is_connection_specific(name) {
+        if is_connection_specific(name) || has_connection && named_by_connection(headers, name) {
             continue;
         }
         let mut joined: Vec<u8> = Vec::new();
@@ -273,11 +286,13 @@ mod tests {
                 .header("accept", "text/plain")
                 .header("x-many", "1")
                 .header("x-many", "2")
-                .header("connection", "keep-alive")
+                .header("connection", "keep-alive, X-Hop")
+                .header("x-hop", "this hop only")
                 .body(())
                 .unwrap();
             let block = request_block(version, &req);
             assert!(block.get("connection").is_none());
+            assert!(block.get("x-hop").is_none());
             let parts = request_parts(version, &block).unwrap();
             assert_eq!(parts.method, Method::POST);
             assert_eq!(parts.uri, "http://example.com:8080/a/b?c=d", "{version}");
