@@ -172,6 +172,34 @@ async fn fetch(
     (parts.status, parts.headers, body.to_vec())
 }
 
+/// A GET to the proxy whose body is left to the caller to read (or not):
+/// the response, with the client side of its connection (dropping the
+/// sender and aborting the task closes it).
+async fn start_get(
+    public: &str,
+    host: &str,
+    path: &str,
+) -> (
+    Response<Incoming>,
+    hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    tokio::task::JoinHandle<hyper::Result<()>>,
+) {
+    let tcp = TcpStream::connect(public).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let request = Request::get(path)
+        .header("host", host)
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = timeout(LIMIT, sender.send_request(request))
+        .await
+        .expect("no response in time")
+        .unwrap();
+    (response, sender, connection)
+}
+
 fn get(host: &str, path: &str) -> Request<Full<Bytes>> {
     Request::get(path)
         .header("host", host)
@@ -416,19 +444,7 @@ async fn forwarding_to_a_local_server() {
     // A public client that goes away in the middle of an endless body:
     // the tunnel stream is reset, the origin drops its request to the
     // local server, which sees its reader gone.
-    let tcp = TcpStream::connect(&public).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    let connection = tokio::spawn(connection);
-    let request = Request::get("/endless")
-        .header("host", "app.example")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let mut response = timeout(LIMIT, sender.send_request(request))
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut response, sender, connection) = start_get(&public, "app.example", "/endless").await;
     let mut received = 0;
     while received < 1 << 20 {
         let frame = timeout(LIMIT, response.body_mut().frame())
@@ -460,19 +476,7 @@ async fn forwarding_to_a_local_server() {
             let text = String::from_utf8_lossy(&body);
             assert_eq!(status, StatusCode::OK, "{text}");
         }
-        let tcp = TcpStream::connect(&public).await.unwrap();
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-            .await
-            .unwrap();
-        tokio::spawn(connection);
-        let request = Request::get("/endless")
-            .header("host", "app.example")
-            .body(Empty::<Bytes>::new())
-            .unwrap();
-        let response = timeout(LIMIT, sender.send_request(request))
-            .await
-            .unwrap()
-            .unwrap();
+        let (response, sender, _) = start_get(&public, "app.example", "/endless").await;
         assert_eq!(response.status(), StatusCode::OK);
         held.push((sender, response));
     }
@@ -680,19 +684,7 @@ async fn the_proxy_stops_cleanly() {
     )
     .await;
     proxy.wait_for("origin big connected").await;
-    let tcp = TcpStream::connect(&public).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let request = Request::get("/big.bin")
-        .header("host", "big.example")
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let mut response = timeout(LIMIT, sender.send_request(request))
-        .await
-        .unwrap()
-        .unwrap();
+    let (mut response, _sender, _) = start_get(&public, "big.example", "/big.bin").await;
     let first = timeout(LIMIT, response.body_mut().frame())
         .await
         .unwrap()

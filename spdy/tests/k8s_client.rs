@@ -52,17 +52,6 @@ async fn start_server() -> (SocketAddr, Seen) {
 
 fn serve(mut req: Request<Incoming>, seen: Seen) -> Response<String> {
     match req.uri().path() {
-        "/exec" if k8s::is_websocket_upgrade(&req) => match k8s::exec_websocket(&mut req) {
-            Ok((response, upgrade)) => {
-                tokio::spawn(async move {
-                    if let Ok(session) = upgrade.session_within(WAIT).await {
-                        run(session).await;
-                    }
-                });
-                response
-            }
-            Err(refusal) => refusal,
-        },
         "/portforward" if k8s::is_websocket_upgrade(&req) => {
             match k8s::port_forward_websocket(&mut req) {
                 Ok((response, upgrade)) => {
@@ -76,19 +65,25 @@ fn serve(mut req: Request<Incoming>, seen: Seen) -> Response<String> {
                 Err(refusal) => refusal,
             }
         }
-        // A server without the WebSocket paths: `k8s::exec` and
-        // `k8s::port_forward` answer a WebSocket request with 400.
-        "/exec" | "/legacy/exec" => match k8s::exec(&mut req) {
-            Ok((response, upgrade)) => {
-                tokio::spawn(async move {
-                    if let Ok(session) = upgrade.session_within(WAIT).await {
-                        run(session).await;
-                    }
-                });
-                response
+        // `/legacy/...`: a server without the WebSocket paths (`k8s::exec`
+        // and `k8s::port_forward` answer a WebSocket request with 400).
+        path @ ("/exec" | "/legacy/exec") => {
+            let accepted = match path == "/exec" && k8s::is_websocket_upgrade(&req) {
+                true => k8s::exec_websocket(&mut req),
+                false => k8s::exec(&mut req),
+            };
+            match accepted {
+                Ok((response, upgrade)) => {
+                    tokio::spawn(async move {
+                        if let Ok(session) = upgrade.session_within(WAIT).await {
+                            run(session).await;
+                        }
+                    });
+                    response
+                }
+                Err(refusal) => refusal,
             }
-            Err(refusal) => refusal,
-        },
+        }
         "/portforward" | "/legacy/portforward" => match k8s::port_forward(&mut req) {
             Ok((response, session)) => {
                 tokio::spawn(forward_all(session, seen));
