@@ -133,7 +133,14 @@ impl FrameDecoder {
         &self.limits
     }
 
-    /// Whether a session error has made the decoder unusable.
+    /// Whether a frame's header has been read and some of its payload is
+    /// still to come (a DATA frame, or one being skipped): bytes of it are
+    /// delivered as they arrive, so the buffer alone does not tell.
+    pub fn is_mid_frame(&self) -> bool {
+        matches!(self.state, State::Data { .. } | State::Skip { .. })
+    }
+
+    /// Whether a session error stopped the decoder for good.
     pub fn is_failed(&self) -> bool {
         matches!(self.state, State::Failed(_))
     }

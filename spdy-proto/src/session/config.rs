@@ -15,6 +15,11 @@ pub const DEFAULT_WINDOW: u32 = 64 * 1024;
 /// The largest window the specs allow, 2^31 - 1.
 pub const MAX_WINDOW: u32 = 0x7fff_ffff;
 
+/// How long a server waits for a client's first frame, and anyone for the
+/// rest of a frame left half-received, by default: 30 s, half of nginx's
+/// `client_header_timeout`.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A rate limit: at most `max` events in any `per` period (measured in
 /// fixed windows of that length).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +59,9 @@ pub struct Config {
     pub(crate) small_frame_rate: RateLimit,
     pub(crate) small_frame_len: usize,
     pub(crate) keepalive: Option<(Duration, Duration)>,
+    pub(crate) first_frame_timeout: Option<Duration>,
+    pub(crate) frame_timeout: Option<Duration>,
+    pub(crate) idle_timeout: Option<Duration>,
     pub(crate) max_recently_reset: usize,
     pub(crate) upgrade_v3_to_v3_1: bool,
     pub(crate) peer_flow_control: bool,
@@ -79,6 +87,9 @@ impl Default for Config {
             small_frame_rate: RateLimit::new(20_000, Duration::from_secs(10)),
             small_frame_len: 256,
             keepalive: None,
+            first_frame_timeout: Some(DEFAULT_STALL_TIMEOUT),
+            frame_timeout: Some(DEFAULT_STALL_TIMEOUT),
+            idle_timeout: None,
             max_recently_reset: 256,
             upgrade_v3_to_v3_1: true,
             peer_flow_control: true,
@@ -218,6 +229,50 @@ impl Config {
     pub fn with_keepalive(mut self, idle: Duration, timeout: Duration) -> Config {
         self.keepalive = Some((idle, timeout));
         self
+    }
+
+    /// Keepalive settings: `Some((idle, timeout))` when on.
+    pub fn keepalive(&self) -> Option<(Duration, Duration)> {
+        self.keepalive
+    }
+
+    /// Turns keepalive off (see [`with_keepalive`](Self::with_keepalive)).
+    pub fn without_keepalive(mut self) -> Config {
+        self.keepalive = None;
+        self
+    }
+
+    /// How long a *server* waits for the client's first complete frame
+    /// (`None`: forever). A socket that connects and sends nothing, or
+    /// half a frame, costs a connection slot for free; clients speak first
+    /// in SPDY, so only the server role applies it. Default 30 s.
+    pub fn with_first_frame_timeout(mut self, timeout: Option<Duration>) -> Config {
+        self.first_frame_timeout = timeout;
+        self
+    }
+
+    /// How long a frame may stay half-received without progress (`None`:
+    /// forever): a control frame must arrive whole within it, a DATA frame
+    /// must keep delivering bytes. The session then ends with
+    /// [`SessionError::Stalled`](super::SessionError::Stalled). Default 30 s.
+    pub fn with_frame_timeout(mut self, timeout: Option<Duration>) -> Config {
+        self.frame_timeout = timeout;
+        self
+    }
+
+    /// How long a session may hold no stream at all before it goes away
+    /// gracefully (GOAWAY, then close), as nginx's `keepalive_timeout` (75 s
+    /// there). `None`, the default here, keeps idle sessions: clients and
+    /// tunnels want that; servers facing the internet want a limit
+    /// (`spdy::server::Builder` sets 75 s).
+    pub fn with_idle_timeout(mut self, timeout: Option<Duration>) -> Config {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// See [`with_idle_timeout`](Self::with_idle_timeout).
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
     }
 
     /// How many streams we reset are remembered, so that frames the peer

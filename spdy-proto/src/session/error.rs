@@ -1,5 +1,6 @@
 use std::fmt;
 
+use super::stalls::Stall;
 use crate::codec::DecodeError;
 use crate::frame::{FrameError, GoAwayStatus, RstStatus, StreamId};
 
@@ -104,6 +105,13 @@ pub enum SessionError {
     /// The keepalive PING was not answered in time.
     #[error("keepalive PING unanswered")]
     KeepaliveTimeout,
+    /// The peer stopped half-way (see [`Config::with_frame_timeout`] and
+    /// [`Config::with_first_frame_timeout`]).
+    ///
+    /// [`Config::with_frame_timeout`]: super::Config::with_frame_timeout
+    /// [`Config::with_first_frame_timeout`]: super::Config::with_first_frame_timeout
+    #[error("peer stalled: {0}")]
+    Stalled(Stall),
     /// Our own header compressor failed (its stream state is lost).
     #[error("header compression failed: {0}")]
     Compression(String),

@@ -56,12 +56,14 @@ mod ping;
 mod recv;
 mod scheduler;
 mod send;
+mod stalls;
 mod stream;
 
-pub use config::{Config, RateLimit, DEFAULT_WINDOW, MAX_WINDOW};
+pub use config::{Config, RateLimit, DEFAULT_STALL_TIMEOUT, DEFAULT_WINDOW, MAX_WINDOW};
 pub use error::{Flood, Initiator, ProtocolViolation, SessionError, StreamError, UserError};
 pub use event::Event;
 pub use send::Transmit;
+pub use stalls::Stall;
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -72,6 +74,7 @@ use self::flow::Window;
 use self::limits::RateCounter;
 use self::ping::PingState;
 use self::scheduler::Scheduler;
+use self::stalls::{Expired, Stalls};
 use self::stream::Stream;
 use crate::codec::{FrameDecoder, FrameEncoder};
 use crate::frame::{
@@ -170,6 +173,9 @@ pub struct Session {
     conn_pending_update: u32,
 
     ping: PingState,
+    stalls: Stalls,
+    /// Bytes `handle_input` left in the caller's buffer last time.
+    input_left: usize,
     peer_resets: RateCounter,
     ping_rate: RateCounter,
     settings_rate: RateCounter,
@@ -236,6 +242,12 @@ impl Session {
             conn_recv_window: Window::new(DEFAULT_WINDOW),
             conn_pending_update: 0,
             ping: PingState::new(role, config.keepalive),
+            input_left: 0,
+            stalls: Stalls::new(
+                config.first_frame_timeout,
+                config.frame_timeout,
+                config.idle_timeout,
+            ),
             peer_resets: now_limits(config.peer_reset_rate),
             ping_rate: now_limits(config.ping_rate),
             settings_rate: now_limits(config.settings_rate),
@@ -364,19 +376,56 @@ impl Session {
     }
 
     /// The earliest time [`handle_timeout`](Self::handle_timeout) must be
-    /// called (keepalive).
+    /// called (keepalive, and the waits on a stalled or idle peer).
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.closed.is_some() {
             return None;
         }
-        self.ping.next_deadline()
+        let stalls = self
+            .stalls
+            .next_deadline(self.awaiting_first_frame(), self.going_away());
+        [self.ping.next_deadline(), stalls]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// A server still waits for the client's first frame.
+    fn awaiting_first_frame(&self) -> bool {
+        self.role == Role::Server && !self.first_frame_seen
+    }
+
+    fn going_away(&self) -> bool {
+        self.goaway_sent || self.goaway_received.is_some()
+    }
+
+    /// Keeps the idle clock: a session is idle while it holds no stream,
+    /// not even one whose data waits for the application.
+    fn note_idle(&mut self, now: Instant) {
+        self.stalls.start(now);
+        let idle = self.streams.is_empty() && self.pending_opens.is_empty();
+        self.stalls.set_idle(now, idle);
     }
 
     /// Advances timers: sends the keepalive PING when the connection has been
-    /// idle, and ends the session if it goes unanswered.
+    /// idle, and ends the session if it goes unanswered; ends a session
+    /// whose peer stalled ([`SessionError::Stalled`]) and sends GOAWAY on
+    /// one idle for too long.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.closed.is_some() {
             return;
+        }
+        self.note_idle(now);
+        match self
+            .stalls
+            .on_timeout(now, self.awaiting_first_frame(), self.going_away())
+        {
+            Some(Expired::Stalled(stall)) => {
+                self.fail_session(SessionError::Stalled(stall));
+                return;
+            }
+            Some(Expired::Idle) => self.go_away(GoAwayStatus::Ok),
+            None => {}
         }
         match self.ping.on_timeout(now) {
             ping::Timeout::None => {}

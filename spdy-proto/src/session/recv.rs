@@ -19,6 +19,26 @@ impl Session {
     /// Feeds bytes received from the peer. Complete frames are taken off the
     /// front of `buf` and processed; a partial frame stays for the next call.
     pub fn handle_input(&mut self, now: Instant, buf: &mut BytesMut) {
+        let before = buf.len();
+        let mid_frame = |s: &Session| s.decoder.as_ref().is_some_and(|d| d.is_mid_frame());
+        // Bytes of a DATA payload that arrived since the last call show
+        // progress even while too few to be delivered as a piece.
+        let data_arrived = mid_frame(self) && before > self.input_left;
+        self.note_idle(now);
+        self.decode_input(now, buf);
+        self.input_left = buf.len();
+        if self.closed.is_some() {
+            return;
+        }
+        // A frame is half-received when bytes wait in `buf` or the decoder
+        // is inside a payload, unless it is we who stopped reading.
+        let partial = self.wants_input() && (!buf.is_empty() || mid_frame(self));
+        let progress = data_arrived || buf.len() < before;
+        self.stalls.on_input(now, partial, progress);
+        self.note_idle(now);
+    }
+
+    fn decode_input(&mut self, now: Instant, buf: &mut BytesMut) {
         if self.closed.is_some() {
             buf.clear();
             return;

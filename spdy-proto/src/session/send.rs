@@ -96,6 +96,7 @@ impl Session {
     /// The next bytes to write, or `None` when there is nothing to send now.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         self.ping.touch(now);
+        self.note_idle(now);
         if let Some(frames) = self.encode_control() {
             return Some(Transmit::Frames(frames));
         }
