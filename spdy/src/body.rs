@@ -226,7 +226,22 @@ impl Body for RecvBody {
 
 /// Sends `body` on `send`: data with backpressure, then trailers or a FIN.
 /// A failing body resets the stream with INTERNAL_ERROR.
-pub(crate) async fn send_body<B>(body: B, mut send: SendStream) -> Result<(), Error>
+pub(crate) async fn send_body<B>(body: B, send: SendStream) -> Result<(), Error>
+where
+    B: Body,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    send_body_within(body, send, None).await
+}
+
+/// [`send_body`], and when the peer takes no data for `timeout` (its window
+/// stays shut: a reader that stopped) the stream is reset with CANCEL, so
+/// that it holds neither its buffers nor a stream slot any longer.
+pub(crate) async fn send_body_within<B>(
+    body: B,
+    mut send: SendStream,
+    timeout: Option<std::time::Duration>,
+) -> Result<(), Error>
 where
     B: Body,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -259,11 +274,35 @@ where
                 let _ = send.reset(RstStatus::InternalError);
                 return Err(Error::Body(Arc::from(e)));
             }
-            Next::Data(bytes) => send.write(bytes).await?,
+            Next::Data(bytes) => match timeout {
+                None => send.write(bytes).await?,
+                Some(limit) => write_within(&mut send, bytes, limit).await?,
+            },
             Next::Trailers(trailers) => {
                 return send.send_headers(headers::trailer_block(&trailers), true)
             }
             Next::Skip => {}
         }
     }
+}
+
+/// Writes `data`, each wait for room bounded by `limit`.
+async fn write_within(
+    send: &mut SendStream,
+    mut data: Bytes,
+    limit: std::time::Duration,
+) -> Result<(), Error> {
+    while !data.is_empty() {
+        let room = std::future::poll_fn(|cx| send.poll_capacity(cx));
+        let room = match tokio::time::timeout(limit, room).await {
+            Ok(room) => room?,
+            Err(_) => {
+                let _ = send.reset(RstStatus::Cancel);
+                return Err(Error::SendTimeout(limit));
+            }
+        };
+        let chunk = data.split_to(room.min(data.len()));
+        send.send_data(chunk, false)?;
+    }
+    Ok(())
 }

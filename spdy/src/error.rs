@@ -48,6 +48,10 @@ pub enum Error {
     /// The body the application gave failed while being sent.
     #[error("body failed: {0}")]
     Body(Arc<dyn std::error::Error + Send + Sync>),
+    /// The peer took none of a body's data for the send timeout (a reader
+    /// that stopped): the stream was reset with CANCEL.
+    #[error("the peer accepted no data for {0:?}")]
+    SendTimeout(std::time::Duration),
     /// The TLS handshake failed: a certificate not trusted
     /// (`rustls::Error::InvalidCertificate`), an alert from the peer, no
     /// TLS version or cipher suite in common.

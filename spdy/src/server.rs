@@ -29,7 +29,7 @@ use spdy_proto::session::{Config, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
-use crate::body::{send_body, RecvBody};
+use crate::body::{send_body, send_body_within, RecvBody};
 use crate::error::Error;
 use crate::{headers, Handle, IncomingStream};
 
@@ -75,14 +75,39 @@ pub struct Builder {
     version: Option<Version>,
     config: Config,
     drain_timeout: Duration,
+    send_timeout: Option<Duration>,
+}
+
+/// How long a server keeps a session with no stream open: nginx's
+/// `keepalive_timeout` (75 s).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+/// A server PINGs a client it has heard nothing from for this long...
+pub const DEFAULT_KEEPALIVE_IDLE: Duration = Duration::from_secs(60);
+/// ...and drops it if the answer does not come within this.
+pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a response body may wait for a client that takes none of it
+/// (nginx's `send_timeout`: 60 s).
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The session settings a server starts from: [`Config::default()`]'s
+/// limits, plus what a server facing strangers needs and a client does
+/// not: an idle timeout ([`DEFAULT_IDLE_TIMEOUT`]) and keepalive PINGs
+/// ([`DEFAULT_KEEPALIVE_IDLE`], [`DEFAULT_KEEPALIVE_TIMEOUT`]), so that a
+/// vanished client does not hold a connection forever.
+pub fn default_config() -> Config {
+    Config::default()
+        .with_idle_timeout(Some(DEFAULT_IDLE_TIMEOUT))
+        .with_keepalive(DEFAULT_KEEPALIVE_IDLE, DEFAULT_KEEPALIVE_TIMEOUT)
 }
 
 impl Default for Builder {
     fn default() -> Builder {
         Builder {
             version: None,
-            config: Config::default(),
+            config: default_config(),
             drain_timeout: Duration::from_secs(30),
+            send_timeout: Some(DEFAULT_SEND_TIMEOUT),
         }
     }
 }
@@ -100,7 +125,9 @@ impl Builder {
         self
     }
 
-    /// Session limits and windows.
+    /// Session limits, windows and timeouts. This replaces the whole
+    /// configuration: start from [`default_config()`] to keep a server's
+    /// idle timeout and keepalive.
     pub fn config(mut self, config: Config) -> Builder {
         self.config = config;
         self
@@ -110,6 +137,15 @@ impl Builder {
     /// connection is dropped. Default 30 s.
     pub fn drain_timeout(mut self, timeout: Duration) -> Builder {
         self.drain_timeout = timeout;
+        self
+    }
+
+    /// How long a response body may wait for a client that accepts none of
+    /// it (its window stays shut) before the stream is reset with CANCEL
+    /// (`None`: forever). A client that stops reading then costs its
+    /// window for this long, not for ever. Default 60 s.
+    pub fn send_timeout(mut self, timeout: Option<Duration>) -> Builder {
+        self.send_timeout = timeout;
         self
     }
 
@@ -152,8 +188,9 @@ impl Builder {
                     let version = handle.version().unwrap_or(Version::V3);
                     let service = service.clone();
                     let handle = handle.clone();
+                    let send_timeout = self.send_timeout;
                     tokio::spawn(async move {
-                        serve_stream(version, incoming, &*service, handle).await;
+                        serve_stream(version, incoming, &*service, handle, send_timeout).await;
                     });
                 }
                 () = &mut shutdown => {
@@ -262,6 +299,7 @@ async fn serve_stream<S: Service>(
     incoming: IncomingStream,
     service: &S,
     handle: Handle,
+    send_timeout: Option<Duration>,
 ) {
     if incoming.unidirectional {
         let _ = incoming.refuse(RstStatus::ProtocolError);
@@ -318,7 +356,7 @@ async fn serve_stream<S: Service>(
         return;
     };
     if !fin {
-        let _ = send_body(body, send).await;
+        let _ = send_body_within(body, send, send_timeout).await;
     }
 }
 

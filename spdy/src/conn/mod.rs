@@ -33,6 +33,10 @@ use crate::error::Error;
 
 /// Bytes read from the socket per read call.
 const READ_CHUNK: usize = 64 * 1024;
+/// The read buffer of a session with no stream open: idle connections are
+/// the many, and a request's first frames fit in it. The first read that
+/// fills it brings back [`READ_CHUNK`].
+const IDLE_READ_CHUNK: usize = 2 * 1024;
 /// Output gathered from the session before writing; also how far ahead of
 /// the socket the session is allowed to run.
 const WRITE_HIGH_WATER: usize = 256 * 1024;
@@ -102,7 +106,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         let conn = Connection {
             io,
             shared: shared.clone(),
-            read_buf: BytesMut::with_capacity(READ_CHUNK),
+            read_buf: BytesMut::new(),
             write_queue: VecDeque::new(),
             queued: 0,
             timer: None,
@@ -135,7 +139,9 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             if !self.shared.lock().session.wants_input() {
                 return Ok(());
             }
-            if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
+            if self.read_buf.capacity() == 0 {
+                self.read_buf.reserve(IDLE_READ_CHUNK);
+            } else if self.read_buf.capacity() - self.read_buf.len() < READ_CHUNK / 4 {
                 self.read_buf.reserve(READ_CHUNK);
             }
             match poll_read_buf(Pin::new(&mut self.io), cx, &mut self.read_buf) {
@@ -151,6 +157,12 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                     let now = Instant::now().into_std();
                     state.session.handle_input(now, &mut self.read_buf);
                     state.dispatch_events();
+                    // Idle: give the large buffer back (DATA already handed
+                    // out keeps its own part alive).
+                    if self.read_buf.is_empty() && state.session.active_streams() == (0, 0) {
+                        self.read_buf = BytesMut::new();
+                        self.write_queue.shrink_to_fit();
+                    }
                 }
                 Poll::Ready(Err(e)) => return Err(e.into()),
                 Poll::Pending => return Ok(()),
