@@ -11,6 +11,7 @@ mod origin;
 mod proxy;
 mod serve;
 mod shutdown;
+mod timeouts;
 mod tunnel;
 
 use std::process::ExitCode;

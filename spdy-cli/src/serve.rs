@@ -34,8 +34,13 @@ use tokio::net::TcpListener;
 
 use crate::shutdown;
 
-/// Bytes read from a file per DATA frame handed to the connection.
+/// Bytes read from a file per piece handed to the connection, at most...
 const CHUNK: usize = 128 * 1024;
+/// ...and at first. A piece is asked for only once the last one is queued,
+/// so pieces no larger than what was sent so far keep what a client that
+/// stops reading costs (its window, plus the piece in hand) within twice
+/// its window; a reader that keeps up reaches [`CHUNK`] after a few.
+const FIRST_CHUNK: usize = 16 * 1024;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -67,6 +72,8 @@ pub(crate) struct Args {
     /// `spdy get --cacert FILE`.
     #[arg(long, value_name = "FILE", requires = "tls", conflicts_with = "cert")]
     save_cert: Option<PathBuf>,
+    #[command(flatten)]
+    timeouts: crate::timeouts::Timeouts,
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
@@ -95,7 +102,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let mut builder = spdy::server::Builder::new();
+    let mut builder = args.timeouts.server();
     let versions = match args.spdy {
         Some(version) => {
             builder = builder.version(version);
@@ -121,7 +128,12 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             root.display(),
             offered.join(", ")
         );
-        Some(acceptor.protocols(&protocols).spdy(builder.clone()))
+        Some(
+            acceptor
+                .protocols(&protocols)
+                .spdy(builder.clone())
+                .handshake_timeout(args.timeouts.handshake()),
+        )
     } else {
         eprintln!(
             "spdy serve: serving {} over plain TCP ({versions})",
@@ -429,6 +441,7 @@ async fn serve_file(
             file,
             remaining: count,
             buf: BytesMut::new(),
+            sent: 0,
         }
     };
     response
@@ -628,6 +641,8 @@ pub(crate) enum ServeBody {
         file: tokio::fs::File,
         remaining: u64,
         buf: BytesMut,
+        /// Bytes handed out so far.
+        sent: u64,
     },
 }
 
@@ -651,11 +666,15 @@ impl Body for ServeBody {
                 file,
                 remaining,
                 buf,
+                sent,
             } => {
                 if *remaining == 0 {
                     return Poll::Ready(None);
                 }
-                let want = usize::try_from(*remaining).unwrap_or(usize::MAX).min(CHUNK);
+                let piece = usize::try_from(*sent)
+                    .unwrap_or(usize::MAX)
+                    .clamp(FIRST_CHUNK, CHUNK);
+                let want = usize::try_from(*remaining).unwrap_or(usize::MAX).min(piece);
                 if buf.capacity() < want {
                     buf.reserve(want);
                 }
@@ -673,6 +692,7 @@ impl Body for ServeBody {
                     ))));
                 }
                 *remaining -= n as u64;
+                *sent += n as u64;
                 Poll::Ready(Some(Ok(Frame::data(buf.split().freeze()))))
             }
         }
