@@ -45,6 +45,10 @@ pub(crate) struct Timeouts {
     /// waits forever.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
     send_timeout: Duration,
+    /// Reset a request whose body the client stops sending for this long;
+    /// 0 waits forever.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration)]
+    recv_timeout: Duration,
 }
 
 impl Timeouts {
@@ -61,6 +65,7 @@ impl Timeouts {
         server::Builder::new()
             .config(config)
             .send_timeout(on(self.send_timeout))
+            .recv_timeout(on(self.recv_timeout))
     }
 
     /// The TLS handshake's limit.

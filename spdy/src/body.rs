@@ -1,9 +1,11 @@
 //! HTTP bodies over SPDY streams: [`RecvBody`] reads one, `send_body` writes
 //! any `http_body::Body` with backpressure.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use http::HeaderMap;
@@ -28,6 +30,10 @@ pub struct RecvBody {
     expected: Option<u64>,
     received: u64,
     trailers: Option<HeaderMap>,
+    /// How long the peer may send nothing while the body is being read,
+    /// and the timer of the current wait (made when a wait begins).
+    recv_timeout: Option<Duration>,
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -51,7 +57,18 @@ impl RecvBody {
             expected,
             received: 0,
             trailers: None,
+            recv_timeout: None,
+            waiting: None,
         }
+    }
+
+    /// A request body whose reader gives up on a peer that sends nothing
+    /// for `timeout` while it waits (nginx's `client_body_timeout`): the
+    /// stream is reset with CANCEL and the body ends with
+    /// [`Error::RecvTimeout`].
+    pub(crate) fn with_recv_timeout(mut self, timeout: Option<Duration>) -> RecvBody {
+        self.recv_timeout = timeout;
+        self
     }
 
     /// Wraps any other body, so one service can serve SPDY and, say,
@@ -90,6 +107,8 @@ impl RecvBody {
             expected: None,
             received: 0,
             trailers: None,
+            recv_timeout: None,
+            waiting: None,
         }
     }
 
@@ -102,6 +121,8 @@ impl RecvBody {
             expected: None,
             received: 0,
             trailers: None,
+            recv_timeout: None,
+            waiting: None,
         }
     }
 
@@ -167,6 +188,8 @@ impl Body for RecvBody {
         };
         match recv.poll_data(cx) {
             Poll::Ready(Some(Ok(chunk))) => {
+                // Progress: the next wait starts its own clock.
+                this.waiting = None;
                 this.received += chunk.len() as u64;
                 if let Some(expected) = this.expected {
                     if this.received > expected {
@@ -205,7 +228,21 @@ impl Body for RecvBody {
                     Poll::Ready(Some(Ok(Frame::trailers(map))))
                 }
             }
-            Poll::Pending => Poll::Pending,
+            Poll::Pending => {
+                let Some(limit) = this.recv_timeout else {
+                    return Poll::Pending;
+                };
+                let timer = this
+                    .waiting
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                recv.reset(RstStatus::Cancel);
+                this.recv = None;
+                this.waiting = None;
+                Poll::Ready(Some(Err(Error::RecvTimeout(limit))))
+            }
         }
     }
 

@@ -52,6 +52,10 @@ pub enum Error {
     /// that stopped): the stream was reset with CANCEL.
     #[error("the peer accepted no data for {0:?}")]
     SendTimeout(std::time::Duration),
+    /// The peer sent none of a body's data for the receive timeout while it
+    /// was being read: the stream was reset with CANCEL.
+    #[error("the peer sent no data for {0:?}")]
+    RecvTimeout(std::time::Duration),
     /// The TLS handshake failed: a certificate not trusted
     /// (`rustls::Error::InvalidCertificate`), an alert from the peer, no
     /// TLS version or cipher suite in common.

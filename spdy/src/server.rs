@@ -76,6 +76,7 @@ pub struct Builder {
     config: Config,
     drain_timeout: Duration,
     send_timeout: Option<Duration>,
+    recv_timeout: Option<Duration>,
 }
 
 /// How long a server keeps a session with no stream open: nginx's
@@ -89,6 +90,10 @@ pub const DEFAULT_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long a response body may wait for a client that takes none of it
 /// (nginx's `send_timeout`: 60 s).
 pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long a request body may send nothing while the service reads it
+/// (nginx's `client_body_timeout`: 60 s).
+pub const DEFAULT_RECV_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The session settings a server starts from: [`Config::default()`]'s
 /// limits, plus what a server facing strangers needs and a client does
@@ -108,6 +113,7 @@ impl Default for Builder {
             config: default_config(),
             drain_timeout: Duration::from_secs(30),
             send_timeout: Some(DEFAULT_SEND_TIMEOUT),
+            recv_timeout: Some(DEFAULT_RECV_TIMEOUT),
         }
     }
 }
@@ -146,6 +152,14 @@ impl Builder {
     /// window for this long, not for ever. Default 60 s.
     pub fn send_timeout(mut self, timeout: Option<Duration>) -> Builder {
         self.send_timeout = timeout;
+        self
+    }
+
+    /// How long a request body may send nothing while the service waits
+    /// for it before the stream is reset with CANCEL and the body ends with
+    /// [`Error::RecvTimeout`] (`None`: forever). Default 60 s.
+    pub fn recv_timeout(mut self, timeout: Option<Duration>) -> Builder {
+        self.recv_timeout = timeout;
         self
     }
 
@@ -188,9 +202,9 @@ impl Builder {
                     let version = handle.version().unwrap_or(Version::V3);
                     let service = service.clone();
                     let handle = handle.clone();
-                    let send_timeout = self.send_timeout;
+                    let timeouts = (self.send_timeout, self.recv_timeout);
                     tokio::spawn(async move {
-                        serve_stream(version, incoming, &*service, handle, send_timeout).await;
+                        serve_stream(version, incoming, &*service, handle, timeouts).await;
                     });
                 }
                 () = &mut shutdown => {
@@ -299,7 +313,7 @@ async fn serve_stream<S: Service>(
     incoming: IncomingStream,
     service: &S,
     handle: Handle,
-    send_timeout: Option<Duration>,
+    (send_timeout, recv_timeout): (Option<Duration>, Option<Duration>),
 ) {
     if incoming.unidirectional {
         let _ = incoming.refuse(RstStatus::ProtocolError);
@@ -328,7 +342,8 @@ async fn serve_stream<S: Service>(
         stream: id,
         version,
     });
-    let request = Request::from_parts(parts, RecvBody::new(recv, expected));
+    let body = RecvBody::new(recv, expected).with_recv_timeout(recv_timeout);
+    let request = Request::from_parts(parts, body);
     // A stream reset before the answer drops the service's future: the
     // work (a query, a request to another server) stops with it.
     let call = service.call(request);

@@ -258,6 +258,16 @@ impl RecvStream {
     }
 }
 
+impl RecvStream {
+    /// Resets the stream (both directions) with `status`.
+    pub(crate) fn reset(&self, status: RstStatus) {
+        let mut state = self.shared.lock();
+        if state.session.reset(self.id, status).is_ok() {
+            state.wake_driver();
+        }
+    }
+}
+
 impl Drop for SendStream {
     fn drop(&mut self) {
         self.shared.lock().release_stream_ref(self.id);

@@ -303,3 +303,76 @@ async fn a_response_nobody_reads_is_reset_at_the_send_timeout() {
         "{error:?}"
     );
 }
+
+/// A request body that sends one piece and then nothing, ever.
+struct OnePieceThenSilence(bool);
+
+impl http_body::Body for OnePieceThenSilence {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        if std::mem::replace(&mut self.0, true) {
+            return std::task::Poll::Pending;
+        }
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+            b"first piece",
+        )))))
+    }
+}
+
+#[tokio::test]
+async fn a_request_body_that_stops_ends_at_the_recv_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (result_tx, result_rx) = tokio::sync::oneshot::channel();
+    let result_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(result_tx)));
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let service = move |mut req: Request<RecvBody>| {
+            let tx = result_tx.lock().unwrap().take();
+            async move {
+                let result = req.body_mut().collect_to_vec(1 << 20).await;
+                if let Some(tx) = tx {
+                    let _ = tx.send(result);
+                }
+                Ok::<_, std::convert::Infallible>(Response::new(String::new()))
+            }
+        };
+        let _ = spdy::server::Builder::new()
+            .recv_timeout(Some(Duration::from_millis(300)))
+            .serve_connection(tcp, service)
+            .await;
+    });
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = spdy::client::handshake(tcp, Version::V3_1);
+    tokio::spawn(conn);
+    let request = Request::post("http://localhost/upload")
+        .body(OnePieceThenSilence(false))
+        .unwrap();
+    let response = tokio::spawn(async move { send.send_request(request).await });
+    let result = tokio::time::timeout(Duration::from_secs(10), result_rx)
+        .await
+        .expect("the server's read of the body ends")
+        .unwrap();
+    assert!(
+        matches!(result, Err(spdy::Error::RecvTimeout(d)) if d == Duration::from_millis(300)),
+        "{result:?}"
+    );
+    // The client learns that its stream was reset.
+    let response = tokio::time::timeout(Duration::from_secs(10), response)
+        .await
+        .expect("the client's request ends")
+        .unwrap();
+    assert!(
+        matches!(
+            &response,
+            Err(spdy::Error::Stream(spdy::proto::session::StreamError::Reset { status, .. }))
+                if *status == spdy::RstStatus::Cancel
+        ),
+        "{response:?}"
+    );
+}
