@@ -34,6 +34,11 @@ use tokio::net::TcpListener;
 
 use crate::shutdown;
 
+/// Streams the clients of one address may cancel (or make us reset) per
+/// period, over all their connections: twice what one session allows.
+const RESETS_PER_ADDRESS: spdy_proto::session::RateLimit =
+    spdy_proto::session::RateLimit::new(2000, Duration::from_secs(10));
+
 /// Bytes read from a file per piece handed to the connection, at most...
 const CHUNK: usize = 128 * 1024;
 /// ...and at first. A piece is asked for only once the last one is queued,
@@ -151,6 +156,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     // what is in flight finish (at most 30 s), exit 0.
     let stopped = shutdown::on_signal("spdy serve");
     let mut connections = tokio::task::JoinSet::new();
+    let reset_budgets = spdy::server::ResetBudgets::new(RESETS_PER_ADDRESS);
     loop {
         // Connections that ended leave the set.
         while connections.try_join_next().is_some() {}
@@ -169,8 +175,12 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             }
         };
         let _ = tcp.set_nodelay(true);
-        let builder = builder.clone();
-        let acceptor = acceptor.clone();
+        // The peer's resets count against its address's budget too, so
+        // spreading them over connections gains nothing.
+        let builder = builder
+            .clone()
+            .reset_budget(reset_budgets.for_address(peer.ip()));
+        let acceptor = acceptor.as_ref().map(|a| a.clone().spdy(builder.clone()));
         let root = root.clone();
         let stop = shutdown::stopped(stopped.clone());
         connections.spawn(async move {

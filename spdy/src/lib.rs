@@ -40,6 +40,7 @@ mod error;
 pub mod headers;
 pub mod io;
 pub mod k8s;
+mod reset_budget;
 pub mod server;
 mod stream;
 pub mod tls;

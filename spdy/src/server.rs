@@ -31,6 +31,7 @@ use tokio::net::TcpListener;
 
 use crate::body::{send_body, send_body_within, RecvBody};
 use crate::error::Error;
+pub use crate::reset_budget::{ResetBudget, ResetBudgets};
 use crate::{headers, Handle, IncomingStream};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -77,6 +78,7 @@ pub struct Builder {
     drain_timeout: Duration,
     send_timeout: Option<Duration>,
     recv_timeout: Option<Duration>,
+    reset_budget: Option<ResetBudget>,
 }
 
 /// How long a server keeps a session with no stream open: nginx's
@@ -114,6 +116,7 @@ impl Default for Builder {
             drain_timeout: Duration::from_secs(30),
             send_timeout: Some(DEFAULT_SEND_TIMEOUT),
             recv_timeout: Some(DEFAULT_RECV_TIMEOUT),
+            reset_budget: None,
         }
     }
 }
@@ -163,6 +166,14 @@ impl Builder {
         self
     }
 
+    /// Counts the resets of this connection's peer also against `budget`,
+    /// shared with other connections (of one client address, say: see
+    /// [`ResetBudgets`]), on top of the session's own limit.
+    pub fn reset_budget(mut self, budget: ResetBudget) -> Builder {
+        self.reset_budget = Some(budget);
+        self
+    }
+
     /// Serves one connected socket until the client goes away (any socket:
     /// a server may run on a connection it dialed, as an origin behind NAT
     /// does toward its proxy).
@@ -191,6 +202,10 @@ impl Builder {
         let (handle, conn) = match self.version {
             Some(version) => crate::handshake(io, Role::Server, version, self.config.clone()),
             None => crate::handshake_detect(io, self.config.clone()),
+        };
+        let conn = match &self.reset_budget {
+            Some(budget) => conn.with_reset_budget(budget.clone()),
+            None => conn,
         };
         let mut driver = tokio::spawn(conn);
         let service = Arc::new(service);

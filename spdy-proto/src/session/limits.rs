@@ -11,6 +11,8 @@ pub(crate) struct RateCounter {
     limit: RateLimit,
     window_start: Option<Instant>,
     count: u32,
+    /// Every event recorded, for limits kept across sessions.
+    total: u64,
 }
 
 impl RateCounter {
@@ -19,7 +21,13 @@ impl RateCounter {
             limit,
             window_start: None,
             count: 0,
+            total: 0,
         }
+    }
+
+    /// Events recorded since the start.
+    pub(crate) fn total(&self) -> u64 {
+        self.total
     }
 
     /// Records one event at `now`; false if the limit is exceeded.
@@ -32,6 +40,7 @@ impl RateCounter {
             }
         }
         self.count = self.count.saturating_add(1);
+        self.total = self.total.saturating_add(1);
         self.count <= self.limit.max
     }
 }

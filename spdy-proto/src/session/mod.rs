@@ -370,6 +370,21 @@ impl Session {
         self.closed.is_some() && self.control.is_empty() && self.owed.is_empty()
     }
 
+    /// Streams the peer has cancelled, or made us refuse or reset, so far:
+    /// what counts against [`Config::with_peer_reset_rate`]. A driver adds
+    /// these up across the sessions of one client to enforce a limit that
+    /// no single session sees (rapid resets spread over many connections).
+    pub fn peer_resets_counted(&self) -> u64 {
+        self.peer_resets.total()
+    }
+
+    /// Ends the session as if the peer had exceeded `flood` (GOAWAY
+    /// PROTOCOL_ERROR, every stream fails): for limits kept outside the
+    /// session, such as one shared by all connections of a client address.
+    pub fn close_flooded(&mut self, flood: Flood) {
+        self.fail_session(SessionError::Flood(flood));
+    }
+
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

@@ -24,12 +24,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
-use spdy_proto::session::{Session, Transmit};
+use spdy_proto::session::{Flood, Session, Transmit};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{Instant, Sleep};
 use tokio_util::io::poll_read_buf;
 
 use crate::error::Error;
+use crate::reset_budget::ResetBudget;
 
 /// Bytes read from the socket per read call.
 const READ_CHUNK: usize = 64 * 1024;
@@ -68,6 +69,9 @@ pub struct Connection<T> {
     /// Bytes were written since the last successful flush.
     unflushed: bool,
     done: bool,
+    /// A reset limit shared with other connections, and the session's
+    /// count already charged to it.
+    reset_budget: Option<(ResetBudget, u64)>,
 }
 
 impl<T> Drop for Connection<T> {
@@ -115,8 +119,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             read_closed: false,
             unflushed: false,
             done: false,
+            reset_budget: None,
         };
         (conn, shared)
+    }
+
+    /// Charges the peer's resets to `budget` too (see
+    /// [`server::ResetBudget`](crate::server::ResetBudget)).
+    pub(crate) fn with_reset_budget(mut self, budget: ResetBudget) -> Connection<T> {
+        self.reset_budget = Some((budget, 0));
+        self
     }
 
     /// Reads what is available and feeds it to the session.
@@ -127,6 +139,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             if state.session.wants_input() {
                 let now = Instant::now().into_std();
                 state.session.handle_input(now, &mut self.read_buf);
+                charge_resets(&mut self.reset_budget, &mut state);
                 state.dispatch_events();
             }
         }
@@ -156,6 +169,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                     let mut state = self.shared.lock();
                     let now = Instant::now().into_std();
                     state.session.handle_input(now, &mut self.read_buf);
+                    charge_resets(&mut self.reset_budget, &mut state);
                     state.dispatch_events();
                     // Idle: give the large buffer back (DATA already handed
                     // out keeps its own part alive).
@@ -277,6 +291,22 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         state.dispatch_events();
         self.done = true;
         Poll::Ready(Err(error))
+    }
+}
+
+/// Charges the resets a session counted since the last call to its shared
+/// budget; ends the session once that is spent.
+fn charge_resets(budget: &mut Option<(ResetBudget, u64)>, state: &mut State) {
+    let Some((budget, charged)) = budget else {
+        return;
+    };
+    let total = state.session.peer_resets_counted();
+    if total > *charged {
+        let n = total - *charged;
+        *charged = total;
+        if !budget.charge(n, Instant::now()) {
+            state.session.close_flooded(Flood::Resets);
+        }
     }
 }
 
