@@ -57,6 +57,7 @@ pub struct Config {
     pub(crate) max_recently_reset: usize,
     pub(crate) upgrade_v3_to_v3_1: bool,
     pub(crate) peer_flow_control: bool,
+    pub(crate) send_slack: usize,
 }
 
 impl Default for Config {
@@ -82,6 +83,7 @@ impl Default for Config {
             max_recently_reset: 256,
             upgrade_v3_to_v3_1: true,
             peer_flow_control: true,
+            send_slack: 16 * 1024,
         }
     }
 }
@@ -249,6 +251,15 @@ impl Config {
     /// (stream 0), as node-spdy does. Default true.
     pub fn with_upgrade_v3_to_v3_1(mut self, upgrade: bool) -> Config {
         self.upgrade_v3_to_v3_1 = upgrade;
+        self
+    }
+
+    /// What a stream may hold queued beyond what the peer's windows let us
+    /// send now (never more than `max_send_buffer` in all): data ready for
+    /// the next WINDOW_UPDATE. A peer that stops reading costs at most its
+    /// window plus this per stream. Default 16 KiB (one DATA frame).
+    pub fn with_send_slack(mut self, bytes: usize) -> Config {
+        self.send_slack = bytes;
         self
     }
 }

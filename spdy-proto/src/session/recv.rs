@@ -614,6 +614,7 @@ impl Session {
         for id in reopened {
             self.schedule(id);
         }
+        self.notify_all_writable();
     }
 
     fn on_ping(&mut self, now: Instant, frame: Ping) {
@@ -686,6 +687,7 @@ impl Session {
                     return;
                 }
                 self.reschedule_all();
+                self.notify_all_writable();
             }
             // SPDY/3 has no session window: nothing to do.
             return;
@@ -709,6 +711,7 @@ impl Session {
         if was_blocked {
             self.schedule(id);
         }
+        self.notify_writable(id);
     }
 
     fn reschedule_all(&mut self) {
