@@ -9,8 +9,10 @@ mod support;
 use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
-use spdy_proto::frame::{Frame, StreamId, SynReply, SynStream, Version, WindowUpdate};
-use spdy_proto::session::{Config, Event, Role};
+use spdy_proto::frame::{
+    Frame, GoAwayStatus, RstStatus, RstStream, StreamId, SynReply, SynStream, Version, WindowUpdate,
+};
+use spdy_proto::session::{Config, Event, Flood, Role, SessionError};
 use support::{request, response, sid, Peer};
 
 /// Our default stream window, the peer's session window before it raises
@@ -194,5 +196,99 @@ fn a_peer_that_updates_its_windows_gets_every_body_through() {
         for &id in &ids {
             assert_eq!(received[&id], BODY, "{version}: stream {id}");
         }
+    }
+}
+
+// ===== 2. which resets count =====
+
+fn rst(id: u32, status: RstStatus) -> Frame {
+    Frame::RstStream(RstStream::new(sid(id), status))
+}
+
+/// The session ended with `flood` after a GOAWAY PROTOCOL_ERROR naming
+/// `last_good` (2.4.1: "MUST first send a GOAWAY").
+fn assert_goaway_flood(peer: &mut Peer, version: Version, last_good: u32, flood: Flood) {
+    let frames = peer.frames();
+    assert!(
+        matches!(frames.as_slice(), [Frame::GoAway(g)]
+            if g.last_good_stream_id == StreamId::from_wire(last_good)
+                && (version == Version::V2 || g.status == GoAwayStatus::ProtocolError)),
+        "{version}: {frames:?}"
+    );
+    let events = peer.events();
+    assert_eq!(
+        events.last(),
+        Some(&Event::Closed {
+            error: Some(SessionError::Flood(flood))
+        }),
+        "{version}"
+    );
+    assert!(peer.session.is_closed(), "{version}");
+}
+
+/// A client that cancels streams we were already answering is a client
+/// leaving (a media player seeking, a proxy whose own client went away):
+/// 1,200 such cancels within one period of the reset limit (1,000 per
+/// 10 s by default) leave the session up, and every stream is freed.
+#[test]
+fn cancels_of_answered_streams_do_not_count_as_rapid_reset() {
+    for version in Version::ALL {
+        let mut peer = Peer::started(Role::Server, version, Config::default());
+        for i in 0..1200u32 {
+            let id = 2 * i + 1;
+            peer.send(&[syn(version, id, true)]);
+            peer.session
+                .reply(sid(id), response(version, "200 OK"), false)
+                .unwrap();
+            peer.session
+                .send_data(sid(id), Bytes::from_static(b"partial body"), false)
+                .unwrap();
+            // Our SYN_REPLY (and some data) is on the wire.
+            let frames = peer.frames();
+            assert!(
+                matches!(frames.first(), Some(Frame::SynReply(_))),
+                "{version}: {frames:?}"
+            );
+            peer.send(&[rst(id, RstStatus::Cancel)]);
+            assert_eq!(peer.session.active_streams(), (0, 0), "{version}");
+        }
+        assert!(peer.frames().is_empty(), "{version}");
+        assert!(
+            !peer
+                .events()
+                .iter()
+                .any(|e| matches!(e, Event::Closed { .. })),
+            "{version}"
+        );
+        assert!(!peer.session.is_closed(), "{version}");
+    }
+}
+
+/// The rapid-reset shape (CVE-2023-44487): streams opened and cancelled
+/// before we answered cost us work and gave the peer nothing. The 1,001st
+/// within the period ends the session with GOAWAY PROTOCOL_ERROR and
+/// `Flood::Resets`, even if our answer was queued (not yet sent) when the
+/// cancel came.
+#[test]
+fn cancels_before_our_reply_still_count_as_rapid_reset() {
+    for version in Version::ALL {
+        let mut peer = Peer::started(Role::Server, version, Config::default());
+        let mut id = 1;
+        for i in 0..1000u32 {
+            peer.send(&[syn(version, id, true)]);
+            if i % 2 == 0 {
+                // Answered, but the answer has not gone out yet.
+                peer.session
+                    .reply(sid(id), response(version, "200 OK"), false)
+                    .unwrap();
+            }
+            peer.send(&[rst(id, RstStatus::Cancel)]);
+            id += 2;
+        }
+        assert!(peer.frames().is_empty(), "{version}: nothing to say yet");
+        assert!(!peer.session.is_closed(), "{version}");
+        peer.events();
+        peer.send(&[syn(version, id, true), rst(id, RstStatus::Cancel)]);
+        assert_goaway_flood(&mut peer, version, id, Flood::Resets);
     }
 }

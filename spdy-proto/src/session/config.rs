@@ -175,8 +175,10 @@ impl Config {
         self
     }
 
-    /// Streams the peer may cancel, or make us refuse or reset, per period
-    /// (the rapid-reset attack, CVE-2023-44487). Default 1000 per 10 s.
+    /// Streams the peer may cancel before our SYN_REPLY went out, or make
+    /// us refuse or reset, per period (the rapid-reset attack,
+    /// CVE-2023-44487). A cancel of a stream we were answering is not
+    /// counted. Default 1000 per 10 s.
     pub fn with_peer_reset_rate(mut self, limit: RateLimit) -> Config {
         self.peer_reset_rate = limit;
         self

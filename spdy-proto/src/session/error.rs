@@ -60,8 +60,9 @@ pub enum ProtocolViolation {
 /// A limit against abusive peers that was exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Flood {
-    /// Too many streams cancelled by the peer, or refused or reset by us
-    /// because of the peer, in a period (rapid reset, CVE-2023-44487).
+    /// Too many streams cancelled by the peer before we answered them, or
+    /// refused or reset by us because of the peer, in a period (rapid
+    /// reset, CVE-2023-44487).
     Resets,
     /// Too many PINGs (CVE-2019-9512).
     Pings,

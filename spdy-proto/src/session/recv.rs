@@ -503,9 +503,14 @@ impl Session {
         if stream.is_closed() {
             return;
         }
-        // Every reset of a stream the peer opened counts against the
-        // rapid-reset limit, whether or not it had sent its whole request.
-        if !stream.local && !self.peer_resets.allow(now) {
+        // Count what the peer does to us: a stream it opened and cancels
+        // before our SYN_REPLY went out cost us work and gave it nothing
+        // (rapid reset, CVE-2023-44487), so it counts against the limit.
+        // A cancel of a stream we were already answering is a client
+        // leaving (a player seeking, a proxy whose own client went away)
+        // and is not abuse. Resets we send for the peer's errors count in
+        // `stream_error`.
+        if !stream.local && !stream.reply_sent && !self.peer_resets.allow(now) {
             self.fail_session(SessionError::Flood(Flood::Resets));
             return;
         }

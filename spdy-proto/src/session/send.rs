@@ -112,6 +112,11 @@ impl Session {
             let Some(frame) = self.owed.pop_front().or_else(|| self.control.pop_front()) else {
                 break;
             };
+            if let Frame::SynReply(reply) = &frame {
+                if let Some(stream) = self.streams.get_mut(&reply.stream_id) {
+                    stream.reply_sent = true;
+                }
+            }
             self.encode_frame(&frame, &mut out);
         }
         (!out.is_empty()).then(|| out.freeze())
