@@ -10,8 +10,10 @@ use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use spdy_proto::frame::{
-    Frame, GoAwayStatus, RstStatus, RstStream, StreamId, SynReply, SynStream, Version, WindowUpdate,
+    Data, Frame, GoAwayStatus, Headers, RstStatus, RstStream, StreamId, SynReply, SynStream,
+    Version, WindowUpdate,
 };
+use spdy_proto::header_block::HeaderBlock;
 use spdy_proto::session::{Config, Event, Flood, Role, SessionError};
 use support::{request, response, sid, Peer};
 
@@ -25,11 +27,6 @@ fn syn(version: Version, id: u32, fin: bool) -> Frame {
         fin,
         ..SynStream::new(sid(id), request(version, "/"))
     })
-}
-
-#[allow(dead_code)]
-fn reply(version: Version, id: u32) -> Frame {
-    Frame::SynReply(SynReply::new(sid(id), response(version, "200 OK")))
 }
 
 fn window_update(id: u32, delta: u32) -> Frame {
@@ -209,8 +206,20 @@ fn rst(id: u32, status: RstStatus) -> Frame {
 /// `last_good` (2.4.1: "MUST first send a GOAWAY").
 fn assert_goaway_flood(peer: &mut Peer, version: Version, last_good: u32, flood: Flood) {
     let frames = peer.frames();
+    assert_closed_by(peer, &frames, version, last_good, flood);
+}
+
+/// Like [`assert_goaway_flood`], with the session's last frames already
+/// read.
+fn assert_closed_by(
+    peer: &mut Peer,
+    frames: &[Frame],
+    version: Version,
+    last_good: u32,
+    flood: Flood,
+) {
     assert!(
-        matches!(frames.as_slice(), [Frame::GoAway(g)]
+        matches!(frames, [Frame::GoAway(g)]
             if g.last_good_stream_id == StreamId::from_wire(last_good)
                 && (version == Version::V2 || g.status == GoAwayStatus::ProtocolError)),
         "{version}: {frames:?}"
@@ -290,5 +299,109 @@ fn cancels_before_our_reply_still_count_as_rapid_reset() {
         peer.events();
         peer.send(&[syn(version, id, true), rst(id, RstStatus::Cancel)]);
         assert_goaway_flood(&mut peer, version, id, Flood::Resets);
+    }
+}
+
+// ===== 3. frames for streams we reset =====
+
+/// A server peer with stream 1 opened by the client and reset by us.
+fn server_with_reset_stream(version: Version, config: Config) -> Peer {
+    let mut peer = Peer::started(Role::Server, version, config);
+    peer.send(&[syn(version, 1, false)]);
+    peer.session.reset(sid(1), RstStatus::Cancel).unwrap();
+    let frames = peer.frames();
+    assert!(
+        matches!(frames.as_slice(), [Frame::RstStream(r)] if r.stream_id == sid(1)),
+        "{version}: {frames:?}"
+    );
+    peer.events();
+    peer
+}
+
+/// Sends `frame` until the session answers; returns how many were sent
+/// and the answer.
+fn send_until_answered(peer: &mut Peer, frame: &Frame, max: usize) -> (usize, Vec<Frame>) {
+    for n in 1..=max {
+        peer.send(std::slice::from_ref(frame));
+        let frames = peer.frames();
+        if !frames.is_empty() {
+            return (n, frames);
+        }
+    }
+    (max, Vec::new())
+}
+
+/// HEADERS for a stream we reset must still be inflated (the zlib context
+/// is shared: SPDY/3 2.4.1, "the session compression state is dependent
+/// upon both endpoints always processing all compressed data") and are
+/// then dropped. Each small frame that inflates to 60 KiB is 60 KiB of work
+/// for nothing: the bytes inflated for dropped frames are counted
+/// (`Config::with_ignored_header_bytes`, 4 MiB per 10 s), and the flood
+/// ends with GOAWAY PROTOCOL_ERROR and `Flood::IgnoredHeaderBytes` after
+/// about 70 frames, not 100,000.
+#[test]
+fn headers_that_inflate_big_on_a_reset_stream_end_the_session() {
+    for version in Version::ALL {
+        let mut peer = server_with_reset_stream(version, Config::default());
+        let mut headers = HeaderBlock::new();
+        headers.push("x-filler", vec![b'a'; 60_000]);
+        let frame = Frame::Headers(Headers::new(sid(1), headers));
+        // Without the budget this would go on for all 100,000 frames.
+        let (sent, answer) = send_until_answered(&mut peer, &frame, 100_000);
+        let budget = 4 * 1024 * 1024 / 60_000;
+        assert!(
+            (budget..=budget + 2).contains(&sent),
+            "{version}: closed after {sent} frames"
+        );
+        // The GOAWAY names stream 1, the last one the peer opened.
+        assert_closed_by(&mut peer, &answer, version, 1, Flood::IgnoredHeaderBytes);
+    }
+}
+
+/// Small HEADERS, SYN_REPLY and short DATA for a stream we reset count as
+/// frames processed for nothing (`Config::with_ignored_frame_rate`, 5000
+/// per 10 s): the 5001st in a period ends the session.
+#[test]
+fn a_flood_of_small_frames_on_a_reset_stream_ends_the_session() {
+    for version in Version::ALL {
+        let frames = [
+            Frame::Headers(Headers::new(sid(1), HeaderBlock::new())),
+            Frame::Data(Data::new(sid(1), Bytes::new(), true)),
+        ];
+        for frame in &frames {
+            let mut peer = server_with_reset_stream(version, Config::default());
+            let (sent, answer) = send_until_answered(&mut peer, frame, 100_000);
+            assert_eq!(sent, 5001, "{version}: {frame:?}");
+            assert_closed_by(&mut peer, &answer, version, 1, Flood::IgnoredFrames);
+        }
+    }
+    // A client: SYN_REPLY for a stream it reset.
+    let version = Version::V3_1;
+    let mut peer = Peer::started(Role::Client, version, Config::default());
+    let id = peer
+        .session
+        .open_stream(request(version, "/"), Default::default())
+        .unwrap();
+    peer.session.reset(id, RstStatus::Cancel).unwrap();
+    peer.frames();
+    let frame = Frame::SynReply(SynReply::new(id, HeaderBlock::new()));
+    let (sent, answer) = send_until_answered(&mut peer, &frame, 100_000);
+    assert_eq!(sent, 5001);
+    assert_closed_by(&mut peer, &answer, version, 0, Flood::IgnoredFrames);
+}
+
+/// A peer's few late frames after our reset (trailers, the end of its
+/// data) are normal and cost nothing: the session goes on.
+#[test]
+fn a_few_late_frames_after_our_reset_are_dropped_quietly() {
+    for version in Version::ALL {
+        let mut peer = server_with_reset_stream(version, Config::default());
+        peer.send(&[
+            Frame::Data(Data::new(sid(1), vec![1u8; 20_000], false)),
+            Frame::Headers(Headers::new(sid(1), request(version, "/"))),
+            Frame::Data(Data::new(sid(1), Bytes::new(), true)),
+        ]);
+        assert!(peer.frames().is_empty(), "{version}");
+        assert!(!peer.session.is_closed(), "{version}");
     }
 }

@@ -75,6 +75,11 @@ pub enum Flood {
     /// The peer does not read the control frames we owe it
     /// (CVE-2019-9514, -9517).
     PendingControl,
+    /// Too many frames we had to process and drop: for streams we reset,
+    /// or new streams after our GOAWAY.
+    IgnoredFrames,
+    /// Too many header-block bytes inflated for frames we then dropped.
+    IgnoredHeaderBytes,
 }
 
 impl fmt::Display for Flood {
@@ -86,6 +91,8 @@ impl fmt::Display for Flood {
             Flood::EmptyFrames => "too many empty frames",
             Flood::SmallFrames => "too many tiny DATA or WINDOW_UPDATE frames",
             Flood::PendingControl => "peer does not read the control frames it is owed",
+            Flood::IgnoredFrames => "too many frames for streams already reset",
+            Flood::IgnoredHeaderBytes => "too many header bytes inflated for streams already reset",
         })
     }
 }

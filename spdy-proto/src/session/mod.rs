@@ -185,6 +185,10 @@ pub struct Session {
     /// Set once the session is over: `Some(None)` clean, `Some(Some(e))`
     /// error.
     closed: Option<Option<SessionError>>,
+    /// Frames processed and dropped (streams we reset, after GOAWAY).
+    ignored_frames: RateCounter,
+    /// Header-block bytes inflated for such frames.
+    ignored_header_bytes: RateCounter,
 }
 
 impl Session {
@@ -246,6 +250,8 @@ impl Session {
             first_frame_seen: false,
             deferred_goaway: None,
             closed: None,
+            ignored_frames: now_limits(config.ignored_frame_rate),
+            ignored_header_bytes: now_limits(config.ignored_header_bytes),
             config,
         }
     }

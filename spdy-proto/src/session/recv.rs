@@ -13,6 +13,7 @@ use crate::frame::{
     Data, Frame, GoAway, Headers, Ping, RstStatus, RstStream, SettingId, Settings, StreamId,
     SynReply, SynStream, Version, WindowUpdate,
 };
+use crate::header_block::{block_len, HeaderBlock};
 use crate::session::stream::Stream;
 
 impl Session {
@@ -182,6 +183,24 @@ impl Session {
         true
     }
 
+    /// Counts a frame processed only to be dropped (its stream is one we
+    /// reset, or new after our GOAWAY), with the header block it made us
+    /// inflate, if any; false if that ended the session.
+    fn count_ignored(&mut self, now: Instant, headers: Option<&HeaderBlock>) -> bool {
+        if !self.ignored_frames.allow(now) {
+            self.fail_session(SessionError::Flood(Flood::IgnoredFrames));
+            return false;
+        }
+        if let (Some(headers), Some(version)) = (headers, self.version) {
+            let inflated = u32::try_from(block_len(headers, version)).unwrap_or(u32::MAX);
+            if !self.ignored_header_bytes.allow_n(now, inflated) {
+                self.fail_session(SessionError::Flood(Flood::IgnoredHeaderBytes));
+                return false;
+            }
+        }
+        true
+    }
+
     /// Whether `id` belongs to a stream that finished recently, as opposed
     /// to one never opened (or long forgotten).
     fn was_closed(&self, id: StreamId) -> bool {
@@ -223,7 +242,13 @@ impl Session {
         }
         let Some(stream) = self.streams.get_mut(&id) else {
             self.release_session(len as u32);
-            if !self.ignore_unknown(id) {
+            if self.ignore_unknown(id) {
+                // Long DATA costs the peer as much as us; short frames
+                // (empty ones with FIN included) are per-frame work.
+                if len < self.config.small_frame_len {
+                    let _ = self.count_ignored(now, None);
+                }
+            } else {
                 // 2.3.7: "If an endpoint receives a data frame after the
                 // stream is closed, it must send a RST_STREAM to the sender
                 // with the status PROTOCOL_ERROR." 2.2.2: for a stream-id
@@ -330,8 +355,10 @@ impl Session {
         }
         self.last_remote_id = id;
         // "After sending a GOAWAY message, the sender must ignore all
-        // SYN_STREAM frames for new streams."
+        // SYN_STREAM frames for new streams." Their blocks were inflated
+        // all the same: counted, so a stream of them is bounded.
         if self.goaway_sent {
+            let _ = self.count_ignored(now, Some(&frame.headers));
             return;
         }
         let push = !frame.associated_to.is_zero();
@@ -422,7 +449,9 @@ impl Session {
     fn on_syn_reply(&mut self, now: Instant, frame: SynReply) {
         let id = frame.stream_id;
         let Some(stream) = self.streams.get_mut(&id) else {
-            if !self.ignore_unknown(id) {
+            if self.ignore_unknown(id) {
+                let _ = self.count_ignored(now, Some(&frame.headers));
+            } else {
                 self.stream_error(now, id, RstStatus::InvalidStream);
             }
             return;
@@ -459,7 +488,9 @@ impl Session {
     fn on_headers(&mut self, now: Instant, frame: Headers) {
         let id = frame.stream_id;
         let Some(stream) = self.streams.get_mut(&id) else {
-            if !self.ignore_unknown(id) {
+            if self.ignore_unknown(id) {
+                let _ = self.count_ignored(now, Some(&frame.headers));
+            } else {
                 self.stream_error(now, id, RstStatus::InvalidStream);
             }
             return;
