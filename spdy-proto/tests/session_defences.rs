@@ -10,11 +10,12 @@ use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use spdy_proto::frame::{
-    Data, Frame, GoAwayStatus, Headers, RstStatus, RstStream, StreamId, SynReply, SynStream,
-    Version, WindowUpdate,
+    Data, Frame, GoAwayStatus, Headers, RstStatus, RstStream, Setting, SettingId, Settings,
+    StreamId, SynReply, SynStream, Version, WindowUpdate,
 };
 use spdy_proto::header_block::HeaderBlock;
-use spdy_proto::session::{Config, Event, Flood, Role, SessionError};
+use spdy_proto::session::{Config, Event, Flood, Role, Session, SessionError};
+use spdy_proto::DecodeLimits;
 use support::{request, response, sid, Peer};
 
 /// Our default stream window, the peer's session window before it raises
@@ -404,4 +405,70 @@ fn a_few_late_frames_after_our_reset_are_dropped_quietly() {
         assert!(peer.frames().is_empty(), "{version}");
         assert!(!peer.session.is_closed(), "{version}");
     }
+}
+
+// ===== 4. large SETTINGS =====
+
+/// A server may ask a client to persist settings (SPDY/3 2.6.4,
+/// FLAG_SETTINGS_PERSIST_VALUE) in a frame of thousands of entries. The
+/// client handles it in one pass and keeps at most one value per id the
+/// spec defines (the first: "it MUST ignore all values except the first
+/// one"), so what it stores and replays is bounded by the 8 ids, not by the
+/// frame.
+#[test]
+fn a_settings_frame_of_ten_thousand_entries_keeps_one_value_per_known_id() {
+    let limits = DecodeLimits::default().with_max_control_frame_len(1 << 20);
+    let config = Config::default().with_decode_limits(limits);
+    for version in Version::ALL {
+        let mut peer = Peer::started(Role::Client, version, config.clone());
+        // Ids 1..=8 and two unknown ones, in turn, all asking to persist.
+        let entries: Vec<Setting> = (0..10_000u32)
+            .map(|i| {
+                let id = match i % 10 {
+                    k @ 0..=7 => SettingId::from_u32(k + 1),
+                    _ => SettingId::Unknown(1000 + i),
+                };
+                Setting {
+                    persist_value: true,
+                    ..Setting::new(id, i)
+                }
+            })
+            .collect();
+        peer.send(&[Frame::Settings(Settings::new(entries))]);
+        assert!(!peer.session.is_closed(), "{version}");
+        let mut kept: Vec<(u32, u32)> = peer
+            .session
+            .persisted_settings()
+            .iter()
+            .map(|s| (s.id.to_u32(), s.value))
+            .collect();
+        kept.sort_unstable();
+        // The first value of each known id: id k came first as entry k - 1.
+        let expected: Vec<(u32, u32)> = (1..=8).map(|k| (k, k - 1)).collect();
+        assert_eq!(kept, expected, "{version}");
+        // MAX_CONCURRENT_STREAMS (4) took its first value too: 3.
+        let events = peer.events();
+        assert!(
+            matches!(events.as_slice(), [Event::Settings(s)]
+                if s.get(SettingId::MaxConcurrentStreams) == Some(3)),
+            "{version}"
+        );
+    }
+}
+
+/// What an application hands back for replay is bounded the same way.
+#[test]
+fn replayed_settings_are_bounded_by_the_known_ids() {
+    let version = Version::V3_1;
+    let mut session = Session::new(Role::Client, version, Config::default());
+    let given: Vec<Setting> = (0..10_000u32)
+        .map(|i| Setting::new(SettingId::from_u32(i % 20 + 1), i))
+        .collect();
+    session.set_persisted_settings(given);
+    let kept: Vec<(u32, u32)> = session
+        .persisted_settings()
+        .iter()
+        .map(|s| (s.id.to_u32(), s.value))
+        .collect();
+    assert_eq!(kept, (1..=8).map(|k| (k, k - 1)).collect::<Vec<_>>());
 }

@@ -334,12 +334,20 @@ impl Session {
 
     /// Gives a client the settings a server asked it to persist on an
     /// earlier session; they are sent with FLAG_SETTINGS_PERSISTED. Call
-    /// before the first `poll_transmit`.
+    /// before the first `poll_transmit`. Only ids the spec defines are
+    /// kept, the first value of each.
     pub fn set_persisted_settings(&mut self, settings: Vec<Setting>) {
         if self.role != Role::Client {
             return;
         }
-        self.persisted = settings;
+        let mut seen = [false; 8];
+        self.persisted = settings
+            .into_iter()
+            .filter(|s| {
+                recv::known_setting_slot(s.id)
+                    .is_some_and(|slot| !std::mem::replace(&mut seen[slot], true))
+            })
+            .collect();
         if let Some(Frame::Settings(first)) = self.control.front_mut() {
             for setting in &self.persisted {
                 if first.entries.iter().all(|e| e.id != setting.id) {

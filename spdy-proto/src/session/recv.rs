@@ -597,16 +597,21 @@ impl Session {
             if frame.clear_persisted {
                 self.persisted.clear();
             }
-            for (i, entry) in frame.entries.iter().enumerate() {
-                // Only the first value of an id counts (see below).
-                let first = frame.entries[..i].iter().all(|e| e.id != entry.id);
-                // Only ids the spec defines are kept: a server cannot make
-                // us store (and replay) arbitrary values.
-                let known = !matches!(entry.id, SettingId::Unknown(_));
-                if entry.persist_value && first && known {
-                    self.persisted.retain(|p| p.id != entry.id);
-                    self.persisted.push(*entry);
+            // One pass, whatever the number of entries (a frame may carry
+            // thousands): only ids the spec defines (1..=8) are kept, so a
+            // server cannot make us store (and replay) arbitrary values, and
+            // only the first value of each (see below). `persisted` thus
+            // holds at most 8 entries.
+            let mut seen = [false; 8];
+            for entry in &frame.entries {
+                let Some(slot) = known_setting_slot(entry.id) else {
+                    continue;
+                };
+                if std::mem::replace(&mut seen[slot], true) || !entry.persist_value {
+                    continue;
                 }
+                self.persisted.retain(|p| p.id != entry.id);
+                self.persisted.push(*entry);
             }
         }
         // "If the recipient of a SETTINGS frame discovers multiple values for
@@ -760,6 +765,14 @@ impl Session {
         for id in ids {
             self.schedule(id);
         }
+    }
+}
+
+/// The index (0..8) of a SETTINGS id the spec defines, `None` for others.
+pub(super) fn known_setting_slot(id: SettingId) -> Option<usize> {
+    match id {
+        SettingId::Unknown(_) => None,
+        known => usize::try_from(known.to_u32()).ok()?.checked_sub(1),
     }
 }
 
