@@ -8,9 +8,9 @@ mod support;
 
 use std::collections::{HashMap, HashSet};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use spdy_proto::frame::{
-    Data, Frame, GoAwayStatus, Headers, RstStatus, RstStream, Setting, SettingId, Settings,
+    Data, Frame, GoAwayStatus, Headers, Ping, RstStatus, RstStream, Setting, SettingId, Settings,
     StreamId, SynReply, SynStream, Version, WindowUpdate,
 };
 use spdy_proto::header_block::HeaderBlock;
@@ -471,4 +471,58 @@ fn replayed_settings_are_bounded_by_the_known_ids() {
         .map(|s| (s.id.to_u32(), s.value))
         .collect();
     assert_eq!(kept, (1..=8).map(|k| (k, k - 1)).collect::<Vec<_>>());
+}
+
+// ===== 5. DATA as the first frame =====
+
+/// The 8-byte header of a DATA frame for `id` announcing `len` bytes.
+fn data_head(id: u32, len: u32, fin: bool) -> [u8; 8] {
+    let mut head = [0u8; 8];
+    head[..4].copy_from_slice(&id.to_be_bytes());
+    head[4] = u8::from(fin);
+    head[5..].copy_from_slice(&len.to_be_bytes()[1..]);
+    head
+}
+
+/// A server of fixed version (`Session::new`, as `spdy serve --spdy 3`
+/// uses) whose first frame is a DATA frame for a stream that does not
+/// exist answers at once with RST_STREAM INVALID_STREAM (SPDY/3 2.2.2: a
+/// data frame for a stream-id "which is not open ... MUST issue a stream
+/// error with the status code INVALID_STREAM"), instead of waiting for the
+/// frame's payload; the payload is then discarded as it arrives, nothing of
+/// it kept, and the session goes on.
+#[test]
+fn data_as_the_first_frame_is_answered_at_once() {
+    for version in Version::ALL {
+        let mut peer = Peer::new(Role::Server, version, Config::default());
+        let announced = 1_000_000u32;
+        let mut wire = BytesMut::from(&data_head(1, announced, false)[..]);
+        wire.extend_from_slice(&[9u8; 100]);
+        peer.session.handle_input(peer.now, &mut wire);
+        assert!(wire.is_empty(), "{version}: {} bytes held", wire.len());
+        let frames = peer.frames();
+        let resets: Vec<&Frame> = frames
+            .iter()
+            .filter(|f| matches!(f, Frame::RstStream(_)))
+            .collect();
+        assert_eq!(
+            resets,
+            [&rst(1, RstStatus::InvalidStream)],
+            "{version}: {frames:?}"
+        );
+        // The rest of the payload goes by without an answer or a copy.
+        let mut left = announced as usize - 100;
+        while left > 0 {
+            let n = left.min(60_000);
+            let mut piece = BytesMut::from(&vec![9u8; n][..]);
+            peer.session.handle_input(peer.now, &mut piece);
+            assert!(piece.is_empty(), "{version}");
+            left -= n;
+        }
+        assert!(peer.frames().is_empty(), "{version}");
+        // Framing is intact: the next frame is read as one.
+        peer.send(&[Frame::Ping(Ping::new(1))]);
+        assert_eq!(peer.frames(), [Frame::Ping(Ping::new(1))], "{version}");
+        assert!(!peer.session.is_closed(), "{version}");
+    }
 }

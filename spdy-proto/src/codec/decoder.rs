@@ -133,6 +133,30 @@ impl FrameDecoder {
         &self.limits
     }
 
+    /// The DATA frame being received, if its header has been read and its
+    /// payload has not all arrived: its stream, the payload bytes still to
+    /// come, and its FIN flag.
+    pub fn data_in_progress(&self) -> Option<(StreamId, usize, bool)> {
+        match self.state {
+            State::Data {
+                stream_id,
+                remaining,
+                fin,
+            } => Some((stream_id, remaining, fin)),
+            _ => None,
+        }
+    }
+
+    /// Discards the rest of the DATA frame being received as it arrives,
+    /// instead of handing it out: for a frame its reader has already
+    /// answered (a stream that does not exist), so that its payload is
+    /// neither waited for nor buffered.
+    pub fn skip_data(&mut self) {
+        if let State::Data { remaining, .. } = self.state {
+            self.state = State::Skip { remaining };
+        }
+    }
+
     /// Whether a session error has made the decoder unusable.
     pub fn is_failed(&self) -> bool {
         matches!(self.state, State::Failed(_))

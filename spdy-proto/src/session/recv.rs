@@ -44,6 +44,7 @@ impl Session {
                     self.ping.on_activity(now);
                     self.handle_frame(now, frame);
                 }
+                Ok(None) if self.skip_unwanted_data(now) => {}
                 Ok(None) => return,
                 Err(DecodeError::Stream {
                     stream_id,
@@ -218,49 +219,86 @@ impl Session {
         self.was_recently_reset(id) || (self.goaway_sent && id > self.last_accepted_remote)
     }
 
-    fn on_data(&mut self, now: Instant, data: Data) {
-        let cap = self.v2_stream_cap();
-        let len = data.data.len();
-        let id = data.stream_id;
-        if len == 0 && !data.fin {
+    /// A DATA frame whose header arrived for a stream we do not have is
+    /// answered now, and the rest of its payload discarded as it arrives:
+    /// waiting for it would hold the answer (and the read buffer) for as
+    /// long as the peer likes, up to 16 MiB. Returns whether the decoder
+    /// has bytes left to skip.
+    fn skip_unwanted_data(&mut self, now: Instant) -> bool {
+        let Some((id, remaining, fin)) = self.decoder.as_ref().and_then(|d| d.data_in_progress())
+        else {
+            return false;
+        };
+        if self.streams.contains_key(&id) {
+            return false;
+        }
+        if let Some(decoder) = self.decoder.as_mut() {
+            decoder.skip_data();
+        }
+        if self.account_data(now, remaining, fin) {
+            self.data_for_unknown(now, id, remaining);
+        }
+        self.closed.is_none()
+    }
+
+    /// The checks every DATA frame (or the rest of one) passes whatever
+    /// its stream: the cheap-frame guards and the SPDY/3.1 session window.
+    /// False if the session ended.
+    fn account_data(&mut self, now: Instant, len: usize, fin: bool) -> bool {
+        if len == 0 && !fin {
             if !self.count_empty(now) {
-                return;
+                return false;
             }
-        } else if len < self.config.small_frame_len && !data.fin && !self.small_frames.allow(now) {
+        } else if len < self.config.small_frame_len && !fin && !self.small_frames.allow(now) {
             self.fail_session(SessionError::Flood(Flood::SmallFrames));
-            return;
+            return false;
         }
         // SPDY/3.1: DATA counts against the session window whatever its
         // stream, and the sender must not exceed it.
         if self.session_window_tracked() {
             if self.version == Some(Version::V3_1) && len > self.conn_recv_window.available() {
                 self.fail_session(ProtocolViolation::SessionWindowExceeded.into());
-                return;
+                return false;
             }
             self.conn_recv_window.consume(len);
             self.send_session_credit();
         }
-        let Some(stream) = self.streams.get_mut(&id) else {
-            self.release_session(len as u32);
-            if self.ignore_unknown(id) {
-                // Long DATA costs the peer as much as us; short frames
-                // (empty ones with FIN included) are per-frame work.
-                if len < self.config.small_frame_len {
-                    let _ = self.count_ignored(now, None);
-                }
-            } else {
-                // 2.3.7: "If an endpoint receives a data frame after the
-                // stream is closed, it must send a RST_STREAM to the sender
-                // with the status PROTOCOL_ERROR." 2.2.2: for a stream-id
-                // "which is not open and the endpoint has not sent a GOAWAY
-                // frame, it MUST issue a stream error ... INVALID_STREAM".
-                let status = if self.was_closed(id) {
-                    RstStatus::ProtocolError
-                } else {
-                    RstStatus::InvalidStream
-                };
-                self.stream_error(now, id, status);
+        true
+    }
+
+    /// DATA (`len` bytes) for a stream we do not have.
+    fn data_for_unknown(&mut self, now: Instant, id: StreamId, len: usize) {
+        self.release_session(u32::try_from(len).unwrap_or(u32::MAX));
+        if self.ignore_unknown(id) {
+            // Long DATA costs the peer as much as us; short frames (empty
+            // ones with FIN included) are per-frame work.
+            if len < self.config.small_frame_len {
+                let _ = self.count_ignored(now, None);
             }
+        } else {
+            // 2.3.7: "If an endpoint receives a data frame after the stream
+            // is closed, it must send a RST_STREAM to the sender with the
+            // status PROTOCOL_ERROR." 2.2.2: for a stream-id "which is not
+            // open and the endpoint has not sent a GOAWAY frame, it MUST
+            // issue a stream error ... INVALID_STREAM".
+            let status = if self.was_closed(id) {
+                RstStatus::ProtocolError
+            } else {
+                RstStatus::InvalidStream
+            };
+            self.stream_error(now, id, status);
+        }
+    }
+
+    fn on_data(&mut self, now: Instant, data: Data) {
+        let cap = self.v2_stream_cap();
+        let len = data.data.len();
+        let id = data.stream_id;
+        if !self.account_data(now, len, data.fin) {
+            return;
+        }
+        let Some(stream) = self.streams.get_mut(&id) else {
+            self.data_for_unknown(now, id, len);
             return;
         };
         let status = if stream.local && !stream.replied {
