@@ -10,12 +10,12 @@ use std::collections::{HashMap, HashSet};
 
 use bytes::{Bytes, BytesMut};
 use spdy_proto::frame::{
-    Data, Frame, GoAwayStatus, Headers, Ping, RstStatus, RstStream, Setting, SettingId, Settings,
-    StreamId, SynReply, SynStream, Version, WindowUpdate,
+    Data, Frame, FrameError, GoAwayStatus, Headers, Ping, RstStatus, RstStream, Setting, SettingId,
+    Settings, StreamId, SynReply, SynStream, Version, WindowUpdate,
 };
-use spdy_proto::header_block::HeaderBlock;
+use spdy_proto::header_block::{HeaderBlock, HeaderBlockError};
 use spdy_proto::session::{Config, Event, Flood, Role, Session, SessionError};
-use spdy_proto::DecodeLimits;
+use spdy_proto::{DecodeLimits, FrameEncoder};
 use support::{request, response, sid, Peer};
 
 /// Our default stream window, the peer's session window before it raises
@@ -524,5 +524,134 @@ fn data_as_the_first_frame_is_answered_at_once() {
         peer.send(&[Frame::Ping(Ping::new(1))]);
         assert_eq!(peer.frames(), [Frame::Ping(Ping::new(1))], "{version}");
         assert!(!peer.session.is_closed(), "{version}");
+    }
+}
+
+// ===== 6. broken header blocks end the session =====
+
+/// A SYN_STREAM for `id` (priority 0, no flags) carrying `block` as its
+/// compressed header block, as raw bytes: SPDY/2 and 3 share the layout up
+/// to the block (ids, then two bytes of priority and slot or unused).
+fn raw_syn_stream(version: Version, id: u32, block: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(10 + block.len()).unwrap();
+    let mut out = vec![0x80, version.wire_number() as u8, 0x00, 0x01, 0x00];
+    out.extend_from_slice(&len.to_be_bytes()[1..]);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(block);
+    out
+}
+
+/// `plain` compressed as a peer's first header block: zlib with the
+/// version's dictionary, ended with SYNC_FLUSH.
+fn deflate_first_block(version: Version, plain: &[u8]) -> Vec<u8> {
+    let mut deflate = flate2::Compress::new(flate2::Compression::default(), true);
+    deflate
+        .set_dictionary(spdy_proto::header_block::dictionary::for_version(version))
+        .unwrap();
+    let mut out = Vec::with_capacity(plain.len() + 64);
+    deflate
+        .compress_vec(plain, &mut out, flate2::FlushCompress::Sync)
+        .unwrap();
+    assert!(out.ends_with(&[0, 0, 0xff, 0xff]));
+    out
+}
+
+/// Which decoding error a test expects.
+type BlockCheck = fn(&HeaderBlockError) -> bool;
+
+/// The session ended on a broken header block: GOAWAY PROTOCOL_ERROR naming
+/// no stream, and the decoding error the application sees.
+fn assert_ended_by_block(
+    peer: &mut Peer,
+    version: Version,
+    expected: fn(&HeaderBlockError) -> bool,
+) {
+    let frames = peer.frames();
+    assert!(
+        matches!(frames.as_slice(), [.., Frame::GoAway(g)]
+            if g.last_good_stream_id == StreamId::ZERO
+                && (version == Version::V2 || g.status == GoAwayStatus::ProtocolError)),
+        "{version}: {frames:?}"
+    );
+    assert!(
+        !frames.iter().any(|f| matches!(f, Frame::RstStream(_))),
+        "{version}: a stream error is not enough: {frames:?}"
+    );
+    let events = peer.events();
+    match events.last() {
+        Some(Event::Closed {
+            error: Some(SessionError::Frame(FrameError::HeaderBlock(e))),
+        }) if expected(e) => {}
+        other => panic!("{version}: {other:?}"),
+    }
+    assert!(peer.session.is_closed(), "{version}");
+}
+
+/// A header block cut short (the frame's length ends it early) may still
+/// inflate, leaving the shared zlib stream mid-symbol; every later block
+/// would be read out of step. It does not end with the SYNC_FLUSH marker
+/// every block ends with (2.6.10.1: "SPDY uses a SYNC_FLUSH between each
+/// compressed frame"), so the session ends (2.4.1: an error "which corrupts
+/// the session compression state" is a session error).
+#[test]
+fn a_header_block_cut_short_ends_the_session() {
+    for version in Version::ALL {
+        let mut encoder = FrameEncoder::new(version);
+        let mut wire = BytesMut::new();
+        encoder.encode(&syn(version, 1, true), &mut wire).unwrap();
+        let block = &wire[18..];
+        for cut in [1, 4, 6, block.len() / 2] {
+            let mut peer = Peer::new(Role::Server, version, Config::default());
+            peer.send_raw(&raw_syn_stream(version, 1, &block[..block.len() - cut]));
+            assert_ended_by_block(&mut peer, version, |e| {
+                matches!(e, HeaderBlockError::Decompress(_))
+            });
+        }
+    }
+}
+
+/// A block that inflates cleanly but ends in the middle of a name/value
+/// pair, or has bytes after the last pair, does not match its own counts:
+/// the session ends rather than go on with a compression stream that may be
+/// out of step.
+#[test]
+fn a_header_block_whose_counts_do_not_match_ends_the_session() {
+    for version in Version::ALL {
+        let field = |n: usize| -> Vec<u8> {
+            if version == Version::V2 {
+                u16::try_from(n).unwrap().to_be_bytes().to_vec()
+            } else {
+                u32::try_from(n).unwrap().to_be_bytes().to_vec()
+            }
+        };
+        // Two pairs announced; the second name says 100 bytes, has 3.
+        let mut truncated = field(2);
+        for part in [&b"x-one"[..], b"abc"] {
+            truncated.extend(field(part.len()));
+            truncated.extend_from_slice(part);
+        }
+        truncated.extend(field(100));
+        truncated.extend_from_slice(b"x-t");
+        // One pair announced, followed by stray bytes.
+        let mut trailing = field(1);
+        for part in [&b"x-one"[..], b"abc"] {
+            trailing.extend(field(part.len()));
+            trailing.extend_from_slice(part);
+        }
+        trailing.extend_from_slice(b"zz");
+        let cases: [(&[u8], BlockCheck); 2] = [
+            (&truncated, |e| matches!(e, HeaderBlockError::Truncated)),
+            (&trailing, |e| {
+                matches!(e, HeaderBlockError::TrailingBytes(2))
+            }),
+        ];
+        for (plain, expected) in cases {
+            let mut peer = Peer::new(Role::Server, version, Config::default());
+            let block = deflate_first_block(version, plain);
+            peer.send_raw(&raw_syn_stream(version, 1, &block));
+            assert_ended_by_block(&mut peer, version, expected);
+        }
     }
 }

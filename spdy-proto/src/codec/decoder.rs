@@ -384,10 +384,15 @@ impl FrameDecoder {
     ///
     /// Stream errors (SPDY/3 section 2.4.2) are problems confined to one
     /// stream when framing and the compression context are intact: a
-    /// malformed but fully inflated header block (PROTOCOL_ERROR, per section
-    /// 2.6.10), a block over our size limit (FRAME_TOO_LARGE, section 2.6.3),
-    /// a WINDOW_UPDATE for a stream with a zero delta. Everything else breaks
-    /// framing or compression and is a session error (section 2.4.1).
+    /// well-formed, fully inflated header block whose names or values break
+    /// the rules (PROTOCOL_ERROR, per section 2.6.10), a block over our size
+    /// limit (FRAME_TOO_LARGE, section 2.6.3), a WINDOW_UPDATE for a stream
+    /// with a zero delta. Everything else breaks framing or compression and
+    /// is a session error (section 2.4.1: "any error which prevents further
+    /// processing of the framing layer or which corrupts the session
+    /// compression state"): a block that fails to inflate, does not end with
+    /// the SYNC_FLUSH every block ends with (2.6.10.1), or whose counts do
+    /// not match its bytes ([`HeaderBlockError::breaks_session`]).
     fn classify(&mut self, kind: ControlType, payload: &[u8], cause: FrameError) -> DecodeError {
         let stream_id = match kind {
             ControlType::SynStream
