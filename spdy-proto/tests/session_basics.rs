@@ -5,7 +5,7 @@ mod support;
 
 use bytes::Bytes;
 use spdy_proto::frame::{StreamId, Version};
-use spdy_proto::session::{Event, OpenOptions, Recv, Session, StreamError};
+use spdy_proto::session::{Config, Event, OpenOptions, Recv, Session, StreamError};
 use support::{block, request, response, Pair};
 
 /// Reads everything buffered on `id`, releasing it, until End or Pending.
@@ -26,7 +26,10 @@ fn drain(session: &mut Session, id: StreamId) -> (Vec<u8>, bool) {
 #[test]
 fn request_and_response_in_every_version() {
     for version in Version::ALL {
-        let mut pair = Pair::new(version);
+        // The whole 200 KB body is queued at once, ahead of the peer's
+        // window: allow that much beyond it.
+        let server = Config::default().with_send_slack(256 * 1024);
+        let mut pair = Pair::with_configs(version, Config::default(), server);
         let id = pair
             .client
             .open_stream(request(version, "/hello"), OpenOptions::default())
@@ -184,7 +187,8 @@ fn a_peer_speaking_another_version_ends_the_session() {
 #[test]
 fn an_early_answer_arrives_whole_and_then_stops_the_upload() {
     for version in Version::ALL {
-        let mut pair = Pair::new(version);
+        let client = Config::default().with_send_slack(256 * 1024);
+        let mut pair = Pair::with_configs(version, client, Config::default());
         let id = pair
             .client
             .open_stream(request(version, "/upload"), OpenOptions::default())

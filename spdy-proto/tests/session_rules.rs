@@ -826,7 +826,9 @@ fn window_update_overflowing_the_session_window_is_a_session_error() {
 #[test]
 fn lowered_initial_window_makes_send_windows_negative() {
     for version in V3S {
-        let mut peer = client_with_stream(version, Config::default(), false);
+        // 100 KB queued at once, beyond the 64 KiB window.
+        let config = Config::default().with_send_slack(1 << 20);
+        let mut peer = client_with_stream(version, config, false);
         if version == Version::V3_1 {
             // Lift the session window out of the way.
             peer.send(&[window_update(0, 1 << 24)]);

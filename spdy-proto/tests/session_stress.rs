@@ -1474,7 +1474,9 @@ impl SlowReader {
         let client = Config::default()
             .with_initial_window(stream_window)
             .with_session_window(session_window);
-        let server = Config::default().with_max_send_buffer(2 * body.len());
+        let server = Config::default()
+            .with_max_send_buffer(2 * body.len())
+            .with_send_slack(2 * body.len());
         let mut pair = Pair::with_configs(version, client, server);
         pair.run();
         let fin = OpenOptions {
@@ -1821,7 +1823,9 @@ fn a_bare_fin_or_trailers_do_not_wait_for_the_session_window() {
     for trailers in [false, true] {
         // The scripted server opens stream windows wide (1 MiB) but never
         // raises the 64 KiB session window.
-        let mut peer = Peer::started(Role::Client, version, Config::default());
+        // 100 KB queued at once, beyond the 64 KiB session window.
+        let config = Config::default().with_send_slack(1 << 20);
+        let mut peer = Peer::started(Role::Client, version, config);
         peer.send(&[Frame::Settings(Settings::new(vec![Setting::new(
             SettingId::InitialWindowSize,
             1024 * 1024,

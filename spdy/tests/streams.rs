@@ -141,8 +141,12 @@ async fn a_server_detects_the_clients_version() {
         let (mut send, mut recv) = client
             .open_stream(headers("/"), OpenOptions::default())
             .unwrap();
-        send.write(body(1, 100_000)).await.unwrap();
-        send.finish().unwrap();
+        // More than the 64 KiB window: the writer waits for the server to
+        // read, so it runs beside it.
+        let writer = tokio::spawn(async move {
+            send.write(body(1, 100_000)).await.unwrap();
+            send.finish().unwrap();
+        });
         let incoming = timeout(LIMIT, server.accept()).await.unwrap().unwrap();
         let detected = server.version().unwrap();
         // 3 and 3.1 look alike on the wire until the session window shows.
@@ -155,6 +159,7 @@ async fn a_server_detects_the_clients_version() {
             .unwrap()
             .unwrap();
         assert_eq!(got, body(1, 100_000));
+        timeout(LIMIT, writer).await.unwrap().unwrap();
         s_send.write(Bytes::from_static(b"ok")).await.unwrap();
         s_send.finish().unwrap();
         recv.reply().await.unwrap();

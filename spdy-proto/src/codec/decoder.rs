@@ -140,6 +140,30 @@ impl FrameDecoder {
         matches!(self.state, State::Data { .. } | State::Skip { .. })
     }
 
+    /// The DATA frame being received, if its header has been read and its
+    /// payload has not all arrived: its stream, the payload bytes still to
+    /// come, and its FIN flag.
+    pub fn data_in_progress(&self) -> Option<(StreamId, usize, bool)> {
+        match self.state {
+            State::Data {
+                stream_id,
+                remaining,
+                fin,
+            } => Some((stream_id, remaining, fin)),
+            _ => None,
+        }
+    }
+
+    /// Discards the rest of the DATA frame being received as it arrives,
+    /// instead of handing it out: for a frame its reader has already
+    /// answered (a stream that does not exist), so that its payload is
+    /// neither waited for nor buffered.
+    pub fn skip_data(&mut self) {
+        if let State::Data { remaining, .. } = self.state {
+            self.state = State::Skip { remaining };
+        }
+    }
+
     /// Whether a session error stopped the decoder for good.
     pub fn is_failed(&self) -> bool {
         matches!(self.state, State::Failed(_))
@@ -367,10 +391,15 @@ impl FrameDecoder {
     ///
     /// Stream errors (SPDY/3 section 2.4.2) are problems confined to one
     /// stream when framing and the compression context are intact: a
-    /// malformed but fully inflated header block (PROTOCOL_ERROR, per section
-    /// 2.6.10), a block over our size limit (FRAME_TOO_LARGE, section 2.6.3),
-    /// a WINDOW_UPDATE for a stream with a zero delta. Everything else breaks
-    /// framing or compression and is a session error (section 2.4.1).
+    /// well-formed, fully inflated header block whose names or values break
+    /// the rules (PROTOCOL_ERROR, per section 2.6.10), a block over our size
+    /// limit (FRAME_TOO_LARGE, section 2.6.3), a WINDOW_UPDATE for a stream
+    /// with a zero delta. Everything else breaks framing or compression and
+    /// is a session error (section 2.4.1: "any error which prevents further
+    /// processing of the framing layer or which corrupts the session
+    /// compression state"): a block that fails to inflate, does not end with
+    /// the SYNC_FLUSH every block ends with (2.6.10.1), or whose counts do
+    /// not match its bytes ([`HeaderBlockError::breaks_session`]).
     fn classify(&mut self, kind: ControlType, payload: &[u8], cause: FrameError) -> DecodeError {
         let stream_id = match kind {
             ControlType::SynStream

@@ -8,6 +8,10 @@ use crate::frame::Version;
 /// discarded) before it counts as a decompression bomb.
 const BOMB_FACTOR: usize = 4;
 
+/// The last bytes of every block flushed with Z_SYNC_FLUSH: an empty stored
+/// block's LEN and NLEN.
+const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
+
 /// The receiving half of a session's header compression: one zlib inflate
 /// stream, shared by every header block the peer sends, primed with the
 /// version's dictionary.
@@ -67,6 +71,18 @@ impl HeaderDecompressor {
     }
 
     fn inflate_block(&mut self, input: &[u8]) -> Result<Bytes, HeaderBlockError> {
+        // SPDY/2 and SPDY/3(.1) 2.6.10.1: "SPDY uses a SYNC_FLUSH between
+        // each compressed frame", and a sync flush ends with an empty stored
+        // block, 00 00 FF FF. A block that does not was cut short (or made
+        // with another flush): inflating it would leave the shared stream
+        // in the middle of a symbol, and every later block of the session
+        // would be read out of step. SPDY/3 2.4.1: an error that "corrupts
+        // the session compression state" is a session error.
+        if !input.ends_with(&SYNC_FLUSH_MARKER) {
+            return Err(HeaderBlockError::Decompress(
+                "header block does not end with a SYNC_FLUSH".into(),
+            ));
+        }
         let limit = self.max_len;
         // Header blocks compress about 3 to 10 times; start there, grow as
         // needed, and never hold more than the limit plus one growth step.

@@ -30,9 +30,11 @@ pub enum HeaderBlockError {
         limit: usize,
     },
     /// A count or length points past the end of the decompressed block.
+    /// Session error (see [`breaks_session`](Self::breaks_session)).
     #[error("header block is truncated")]
     Truncated,
     /// Bytes remain after the last name/value pair the count announced.
+    /// Session error (see [`breaks_session`](Self::breaks_session)).
     #[error("{0} bytes after the last name/value pair")]
     TrailingBytes(usize),
     /// "The length of each name must be greater than zero."
@@ -75,12 +77,22 @@ pub enum HeaderBlockError {
 impl HeaderBlockError {
     /// Whether the error leaves the shared compression context unusable, so
     /// that the session, not just one stream, must end.
+    ///
+    /// A block whose counts and lengths do not match its bytes (`Truncated`,
+    /// `TrailingBytes`) counts too: it is what a compression stream out of
+    /// step with the peer's looks like, and every later block would be
+    /// misread (SPDY/3 2.4.1: a session error is any error "which corrupts
+    /// the session compression state"). Names and values that break the
+    /// spec's rules in a well-formed block stay stream errors, as 2.6.10
+    /// demands ("MUST issue a stream error").
     pub fn breaks_session(&self) -> bool {
         matches!(
             self,
             HeaderBlockError::Decompress(_)
                 | HeaderBlockError::Compress(_)
                 | HeaderBlockError::Bomb { .. }
+                | HeaderBlockError::Truncated
+                | HeaderBlockError::TrailingBytes(_)
         )
     }
 }

@@ -34,7 +34,9 @@ pub use compress::{CompressConfig, HeaderCompressor};
 pub use decompress::HeaderDecompressor;
 pub use error::HeaderBlockError;
 
-pub(crate) use block::{parse as parse_block, validate as validate_block};
+pub(crate) use block::{
+    encoded_len as block_len, parse as parse_block, validate as validate_block,
+};
 
 use bytes::Bytes;
 

@@ -65,6 +65,9 @@ pub struct Config {
     pub(crate) max_recently_reset: usize,
     pub(crate) upgrade_v3_to_v3_1: bool,
     pub(crate) peer_flow_control: bool,
+    pub(crate) send_slack: usize,
+    pub(crate) ignored_frame_rate: RateLimit,
+    pub(crate) ignored_header_bytes: RateLimit,
 }
 
 impl Default for Config {
@@ -93,6 +96,9 @@ impl Default for Config {
             max_recently_reset: 256,
             upgrade_v3_to_v3_1: true,
             peer_flow_control: true,
+            send_slack: 16 * 1024,
+            ignored_frame_rate: RateLimit::new(5000, Duration::from_secs(10)),
+            ignored_header_bytes: RateLimit::new(4 * 1024 * 1024, Duration::from_secs(10)),
         }
     }
 }
@@ -184,8 +190,10 @@ impl Config {
         self
     }
 
-    /// Streams the peer may cancel, or make us refuse or reset, per period
-    /// (the rapid-reset attack, CVE-2023-44487). Default 1000 per 10 s.
+    /// Streams the peer may cancel before our SYN_REPLY went out, or make
+    /// us refuse or reset, per period (the rapid-reset attack,
+    /// CVE-2023-44487). A cancel of a stream we were answering is not
+    /// counted. Default 1000 per 10 s.
     pub fn with_peer_reset_rate(mut self, limit: RateLimit) -> Config {
         self.peer_reset_rate = limit;
         self
@@ -304,6 +312,36 @@ impl Config {
     /// (stream 0), as node-spdy does. Default true.
     pub fn with_upgrade_v3_to_v3_1(mut self, upgrade: bool) -> Config {
         self.upgrade_v3_to_v3_1 = upgrade;
+        self
+    }
+
+    /// What a stream may hold queued beyond what the peer's windows let us
+    /// send now (never more than `max_send_buffer` in all): data ready for
+    /// the next WINDOW_UPDATE. A peer that stops reading costs at most its
+    /// window plus this per stream. Default 16 KiB (one DATA frame).
+    pub fn with_send_slack(mut self, bytes: usize) -> Config {
+        self.send_slack = bytes;
+        self
+    }
+
+    /// Frames the peer may send per period that we must process and then
+    /// drop: HEADERS, SYN_REPLY and short DATA for streams we reset (sent
+    /// before the peer saw our RST_STREAM), and SYN_STREAMs after our
+    /// GOAWAY. Header blocks are inflated even then (the zlib context is
+    /// shared), so a stream of them is work for nothing. Default 5000 per
+    /// 10 s.
+    pub fn with_ignored_frame_rate(mut self, limit: RateLimit) -> Config {
+        self.ignored_frame_rate = limit;
+        self
+    }
+
+    /// Decompressed header-block bytes the peer may make us inflate per
+    /// period in frames that are then dropped (see
+    /// [`with_ignored_frame_rate`](Self::with_ignored_frame_rate)): a few
+    /// frames each inflating to 60 KiB cost more than thousands of small
+    /// ones. Default 4 MiB per 10 s.
+    pub fn with_ignored_header_bytes(mut self, limit: RateLimit) -> Config {
+        self.ignored_header_bytes = limit;
         self
     }
 }

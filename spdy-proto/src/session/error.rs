@@ -61,8 +61,9 @@ pub enum ProtocolViolation {
 /// A limit against abusive peers that was exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Flood {
-    /// Too many streams cancelled by the peer, or refused or reset by us
-    /// because of the peer, in a period (rapid reset, CVE-2023-44487).
+    /// Too many streams cancelled by the peer before we answered them, or
+    /// refused or reset by us because of the peer, in a period (rapid
+    /// reset, CVE-2023-44487).
     Resets,
     /// Too many PINGs (CVE-2019-9512).
     Pings,
@@ -75,6 +76,11 @@ pub enum Flood {
     /// The peer does not read the control frames we owe it
     /// (CVE-2019-9514, -9517).
     PendingControl,
+    /// Too many frames we had to process and drop: for streams we reset,
+    /// or new streams after our GOAWAY.
+    IgnoredFrames,
+    /// Too many header-block bytes inflated for frames we then dropped.
+    IgnoredHeaderBytes,
 }
 
 impl fmt::Display for Flood {
@@ -86,6 +92,8 @@ impl fmt::Display for Flood {
             Flood::EmptyFrames => "too many empty frames",
             Flood::SmallFrames => "too many tiny DATA or WINDOW_UPDATE frames",
             Flood::PendingControl => "peer does not read the control frames it is owed",
+            Flood::IgnoredFrames => "too many frames for streams already reset",
+            Flood::IgnoredHeaderBytes => "too many header bytes inflated for streams already reset",
         })
     }
 }

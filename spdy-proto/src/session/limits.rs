@@ -32,6 +32,12 @@ impl RateCounter {
 
     /// Records one event at `now`; false if the limit is exceeded.
     pub(crate) fn allow(&mut self, now: Instant) -> bool {
+        self.allow_n(now, 1)
+    }
+
+    /// Records `n` units (bytes, say) at `now`; false if the limit is
+    /// exceeded.
+    pub(crate) fn allow_n(&mut self, now: Instant, n: u32) -> bool {
         match self.window_start {
             Some(start) if now.saturating_duration_since(start) < self.limit.per => {}
             _ => {
@@ -39,8 +45,8 @@ impl RateCounter {
                 self.count = 0;
             }
         }
-        self.count = self.count.saturating_add(1);
-        self.total = self.total.saturating_add(1);
+        self.count = self.count.saturating_add(n);
+        self.total = self.total.saturating_add(u64::from(n));
         self.count <= self.limit.max
     }
 }

@@ -191,6 +191,10 @@ pub struct Session {
     /// Set once the session is over: `Some(None)` clean, `Some(Some(e))`
     /// error.
     closed: Option<Option<SessionError>>,
+    /// Frames processed and dropped (streams we reset, after GOAWAY).
+    ignored_frames: RateCounter,
+    /// Header-block bytes inflated for such frames.
+    ignored_header_bytes: RateCounter,
 }
 
 impl Session {
@@ -258,6 +262,8 @@ impl Session {
             first_frame_seen: false,
             deferred_goaway: None,
             closed: None,
+            ignored_frames: now_limits(config.ignored_frame_rate),
+            ignored_header_bytes: now_limits(config.ignored_header_bytes),
             config,
         }
     }
@@ -340,12 +346,20 @@ impl Session {
 
     /// Gives a client the settings a server asked it to persist on an
     /// earlier session; they are sent with FLAG_SETTINGS_PERSISTED. Call
-    /// before the first `poll_transmit`.
+    /// before the first `poll_transmit`. Only ids the spec defines are
+    /// kept, the first value of each.
     pub fn set_persisted_settings(&mut self, settings: Vec<Setting>) {
         if self.role != Role::Client {
             return;
         }
-        self.persisted = settings;
+        let mut seen = [false; 8];
+        self.persisted = settings
+            .into_iter()
+            .filter(|s| {
+                recv::known_setting_slot(s.id)
+                    .is_some_and(|slot| !std::mem::replace(&mut seen[slot], true))
+            })
+            .collect();
         if let Some(Frame::Settings(first)) = self.control.front_mut() {
             for setting in &self.persisted {
                 if first.entries.iter().all(|e| e.id != setting.id) {
@@ -703,16 +717,70 @@ impl Session {
         Ok(stream)
     }
 
-    /// Bytes [`send_data`](Self::send_data) accepts now on `id`.
+    /// Bytes [`send_data`](Self::send_data) accepts now on `id`: what the
+    /// stream may hold queued ([`send_allowance`](Self::send_allowance))
+    /// less what it holds.
     pub fn send_capacity(&self, id: StreamId) -> Result<usize, UserError> {
         let stream = self.streams.get(&id).ok_or(UserError::UnknownStream(id))?;
         if stream.local_closed || stream.fin_queued {
             return Err(UserError::SendClosed(id));
         }
         Ok(self
-            .config
-            .max_send_buffer
+            .send_allowance(stream)
             .saturating_sub(stream.send_queued))
+    }
+
+    /// What a stream may hold queued: what the peer's windows let it send
+    /// now plus some slack (`Config::with_send_slack`, one DATA frame by
+    /// default, so the next frame is ready when an update arrives), and
+    /// never more than `max_send_buffer`. A peer that
+    /// stops reading thus costs at most its window per stream, not our
+    /// buffer size. The SPDY/3.1 session window counts too: when it is
+    /// spent, every stream holds at most the slack. Without flow control
+    /// (SPDY/2, `peer_flow_control = false`) the windows are unlimited and
+    /// `max_send_buffer` is the bound.
+    fn send_allowance(&self, stream: &Stream) -> usize {
+        let mut window = stream.send_window.available();
+        if self.version == Some(Version::V3_1) && self.config.peer_flow_control {
+            window = window.min(self.conn_send_window.available());
+        }
+        window
+            .saturating_add(self.config.send_slack)
+            .min(self.config.max_send_buffer)
+    }
+
+    /// Sends the [`Event::Writable`] a writer asked for (`wants_writable`)
+    /// once at least half of what the stream may hold is free: sending, a
+    /// WINDOW_UPDATE (stream or session) or a larger initial window can
+    /// each open room, and a writer that is never told would hang.
+    pub(crate) fn notify_writable(&mut self, id: StreamId) {
+        let Some(stream) = self.streams.get(&id) else {
+            return;
+        };
+        if !stream.wants_writable || stream.local_closed {
+            return;
+        }
+        let allowance = self.send_allowance(stream);
+        if stream.send_queued.saturating_mul(2) <= allowance {
+            if let Some(stream) = self.streams.get_mut(&id) {
+                stream.wants_writable = false;
+            }
+            self.events.push_back(Event::Writable { id });
+        }
+    }
+
+    /// [`notify_writable`](Self::notify_writable) for every stream waiting
+    /// for room (after the session window or every stream window grew).
+    pub(crate) fn notify_all_writable(&mut self) {
+        let waiting: Vec<StreamId> = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.wants_writable)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            self.notify_writable(id);
+        }
     }
 
     /// Like [`send_capacity`](Self::send_capacity), but when there is no
@@ -733,13 +801,21 @@ impl Session {
     /// [`send_capacity`](Self::send_capacity); nothing is queued then, and
     /// an [`Event::Writable`] follows when room opens.
     pub fn send_data(&mut self, id: StreamId, data: Bytes, fin: bool) -> Result<(), UserError> {
-        let max = self.config.max_send_buffer;
+        let max = self
+            .streams
+            .get(&id)
+            .map_or(0, |stream| self.send_allowance(stream));
         let stream = self.sendable_stream(id)?;
         if stream.fin_queued {
             return Err(UserError::SendClosed(id));
         }
         if !data.is_empty() && stream.send_queued + data.len() > max {
             stream.wants_writable = true;
+            // A write larger than the room the windows allow may be refused
+            // while little is queued, and then nothing may drain to wake
+            // the writer: tell it at once that the room it has is all it
+            // gets for now (it should write at most `send_capacity`).
+            self.notify_writable(id);
             return Err(UserError::BufferFull(id));
         }
         if !data.is_empty() {

@@ -13,6 +13,7 @@ use crate::frame::{
     Data, Frame, GoAway, Headers, Ping, RstStatus, RstStream, SettingId, Settings, StreamId,
     SynReply, SynStream, Version, WindowUpdate,
 };
+use crate::header_block::{block_len, HeaderBlock};
 use crate::session::stream::Stream;
 
 impl Session {
@@ -63,6 +64,7 @@ impl Session {
                     self.ping.on_activity(now);
                     self.handle_frame(now, frame);
                 }
+                Ok(None) if self.skip_unwanted_data(now) => {}
                 Ok(None) => return,
                 Err(DecodeError::Stream {
                     stream_id,
@@ -202,6 +204,24 @@ impl Session {
         true
     }
 
+    /// Counts a frame processed only to be dropped (its stream is one we
+    /// reset, or new after our GOAWAY), with the header block it made us
+    /// inflate, if any; false if that ended the session.
+    fn count_ignored(&mut self, now: Instant, headers: Option<&HeaderBlock>) -> bool {
+        if !self.ignored_frames.allow(now) {
+            self.fail_session(SessionError::Flood(Flood::IgnoredFrames));
+            return false;
+        }
+        if let (Some(headers), Some(version)) = (headers, self.version) {
+            let inflated = u32::try_from(block_len(headers, version)).unwrap_or(u32::MAX);
+            if !self.ignored_header_bytes.allow_n(now, inflated) {
+                self.fail_session(SessionError::Flood(Flood::IgnoredHeaderBytes));
+                return false;
+            }
+        }
+        true
+    }
+
     /// Whether `id` belongs to a stream that finished recently, as opposed
     /// to one never opened (or long forgotten).
     fn was_closed(&self, id: StreamId) -> bool {
@@ -219,43 +239,86 @@ impl Session {
         self.was_recently_reset(id) || (self.goaway_sent && id > self.last_accepted_remote)
     }
 
-    fn on_data(&mut self, now: Instant, data: Data) {
-        let cap = self.v2_stream_cap();
-        let len = data.data.len();
-        let id = data.stream_id;
-        if len == 0 && !data.fin {
+    /// A DATA frame whose header arrived for a stream we do not have is
+    /// answered now, and the rest of its payload discarded as it arrives:
+    /// waiting for it would hold the answer (and the read buffer) for as
+    /// long as the peer likes, up to 16 MiB. Returns whether the decoder
+    /// has bytes left to skip.
+    fn skip_unwanted_data(&mut self, now: Instant) -> bool {
+        let Some((id, remaining, fin)) = self.decoder.as_ref().and_then(|d| d.data_in_progress())
+        else {
+            return false;
+        };
+        if self.streams.contains_key(&id) {
+            return false;
+        }
+        if let Some(decoder) = self.decoder.as_mut() {
+            decoder.skip_data();
+        }
+        if self.account_data(now, remaining, fin) {
+            self.data_for_unknown(now, id, remaining);
+        }
+        self.closed.is_none()
+    }
+
+    /// The checks every DATA frame (or the rest of one) passes whatever
+    /// its stream: the cheap-frame guards and the SPDY/3.1 session window.
+    /// False if the session ended.
+    fn account_data(&mut self, now: Instant, len: usize, fin: bool) -> bool {
+        if len == 0 && !fin {
             if !self.count_empty(now) {
-                return;
+                return false;
             }
-        } else if len < self.config.small_frame_len && !data.fin && !self.small_frames.allow(now) {
+        } else if len < self.config.small_frame_len && !fin && !self.small_frames.allow(now) {
             self.fail_session(SessionError::Flood(Flood::SmallFrames));
-            return;
+            return false;
         }
         // SPDY/3.1: DATA counts against the session window whatever its
         // stream, and the sender must not exceed it.
         if self.session_window_tracked() {
             if self.version == Some(Version::V3_1) && len > self.conn_recv_window.available() {
                 self.fail_session(ProtocolViolation::SessionWindowExceeded.into());
-                return;
+                return false;
             }
             self.conn_recv_window.consume(len);
             self.send_session_credit();
         }
-        let Some(stream) = self.streams.get_mut(&id) else {
-            self.release_session(len as u32);
-            if !self.ignore_unknown(id) {
-                // 2.3.7: "If an endpoint receives a data frame after the
-                // stream is closed, it must send a RST_STREAM to the sender
-                // with the status PROTOCOL_ERROR." 2.2.2: for a stream-id
-                // "which is not open and the endpoint has not sent a GOAWAY
-                // frame, it MUST issue a stream error ... INVALID_STREAM".
-                let status = if self.was_closed(id) {
-                    RstStatus::ProtocolError
-                } else {
-                    RstStatus::InvalidStream
-                };
-                self.stream_error(now, id, status);
+        true
+    }
+
+    /// DATA (`len` bytes) for a stream we do not have.
+    fn data_for_unknown(&mut self, now: Instant, id: StreamId, len: usize) {
+        self.release_session(u32::try_from(len).unwrap_or(u32::MAX));
+        if self.ignore_unknown(id) {
+            // Long DATA costs the peer as much as us; short frames (empty
+            // ones with FIN included) are per-frame work.
+            if len < self.config.small_frame_len {
+                let _ = self.count_ignored(now, None);
             }
+        } else {
+            // 2.3.7: "If an endpoint receives a data frame after the stream
+            // is closed, it must send a RST_STREAM to the sender with the
+            // status PROTOCOL_ERROR." 2.2.2: for a stream-id "which is not
+            // open and the endpoint has not sent a GOAWAY frame, it MUST
+            // issue a stream error ... INVALID_STREAM".
+            let status = if self.was_closed(id) {
+                RstStatus::ProtocolError
+            } else {
+                RstStatus::InvalidStream
+            };
+            self.stream_error(now, id, status);
+        }
+    }
+
+    fn on_data(&mut self, now: Instant, data: Data) {
+        let cap = self.v2_stream_cap();
+        let len = data.data.len();
+        let id = data.stream_id;
+        if !self.account_data(now, len, data.fin) {
+            return;
+        }
+        let Some(stream) = self.streams.get_mut(&id) else {
+            self.data_for_unknown(now, id, len);
             return;
         };
         let status = if stream.local && !stream.replied {
@@ -350,8 +413,10 @@ impl Session {
         }
         self.last_remote_id = id;
         // "After sending a GOAWAY message, the sender must ignore all
-        // SYN_STREAM frames for new streams."
+        // SYN_STREAM frames for new streams." Their blocks were inflated
+        // all the same: counted, so a stream of them is bounded.
         if self.goaway_sent {
+            let _ = self.count_ignored(now, Some(&frame.headers));
             return;
         }
         let push = !frame.associated_to.is_zero();
@@ -442,7 +507,9 @@ impl Session {
     fn on_syn_reply(&mut self, now: Instant, frame: SynReply) {
         let id = frame.stream_id;
         let Some(stream) = self.streams.get_mut(&id) else {
-            if !self.ignore_unknown(id) {
+            if self.ignore_unknown(id) {
+                let _ = self.count_ignored(now, Some(&frame.headers));
+            } else {
                 self.stream_error(now, id, RstStatus::InvalidStream);
             }
             return;
@@ -479,7 +546,9 @@ impl Session {
     fn on_headers(&mut self, now: Instant, frame: Headers) {
         let id = frame.stream_id;
         let Some(stream) = self.streams.get_mut(&id) else {
-            if !self.ignore_unknown(id) {
+            if self.ignore_unknown(id) {
+                let _ = self.count_ignored(now, Some(&frame.headers));
+            } else {
                 self.stream_error(now, id, RstStatus::InvalidStream);
             }
             return;
@@ -523,9 +592,14 @@ impl Session {
         if stream.is_closed() {
             return;
         }
-        // Every reset of a stream the peer opened counts against the
-        // rapid-reset limit, whether or not it had sent its whole request.
-        if !stream.local && !self.peer_resets.allow(now) {
+        // Count what the peer does to us: a stream it opened and cancels
+        // before our SYN_REPLY went out cost us work and gave it nothing
+        // (rapid reset, CVE-2023-44487), so it counts against the limit.
+        // A cancel of a stream we were already answering is a client
+        // leaving (a player seeking, a proxy whose own client went away)
+        // and is not abuse. Resets we send for the peer's errors count in
+        // `stream_error`.
+        if !stream.local && !stream.reply_sent && !self.peer_resets.allow(now) {
             self.fail_session(SessionError::Flood(Flood::Resets));
             return;
         }
@@ -581,16 +655,21 @@ impl Session {
             if frame.clear_persisted {
                 self.persisted.clear();
             }
-            for (i, entry) in frame.entries.iter().enumerate() {
-                // Only the first value of an id counts (see below).
-                let first = frame.entries[..i].iter().all(|e| e.id != entry.id);
-                // Only ids the spec defines are kept: a server cannot make
-                // us store (and replay) arbitrary values.
-                let known = !matches!(entry.id, SettingId::Unknown(_));
-                if entry.persist_value && first && known {
-                    self.persisted.retain(|p| p.id != entry.id);
-                    self.persisted.push(*entry);
+            // One pass, whatever the number of entries (a frame may carry
+            // thousands): only ids the spec defines (1..=8) are kept, so a
+            // server cannot make us store (and replay) arbitrary values, and
+            // only the first value of each (see below). `persisted` thus
+            // holds at most 8 entries.
+            let mut seen = [false; 8];
+            for entry in &frame.entries {
+                let Some(slot) = known_setting_slot(entry.id) else {
+                    continue;
+                };
+                if std::mem::replace(&mut seen[slot], true) || !entry.persist_value {
+                    continue;
                 }
+                self.persisted.retain(|p| p.id != entry.id);
+                self.persisted.push(*entry);
             }
         }
         // "If the recipient of a SETTINGS frame discovers multiple values for
@@ -634,6 +713,7 @@ impl Session {
         for id in reopened {
             self.schedule(id);
         }
+        self.notify_all_writable();
     }
 
     fn on_ping(&mut self, now: Instant, frame: Ping) {
@@ -706,6 +786,7 @@ impl Session {
                     return;
                 }
                 self.reschedule_all();
+                self.notify_all_writable();
             }
             // SPDY/3 has no session window: nothing to do.
             return;
@@ -729,6 +810,7 @@ impl Session {
         if was_blocked {
             self.schedule(id);
         }
+        self.notify_writable(id);
     }
 
     fn reschedule_all(&mut self) {
@@ -741,6 +823,14 @@ impl Session {
         for id in ids {
             self.schedule(id);
         }
+    }
+}
+
+/// The index (0..8) of a SETTINGS id the spec defines, `None` for others.
+pub(super) fn known_setting_slot(id: SettingId) -> Option<usize> {
+    match id {
+        SettingId::Unknown(_) => None,
+        known => usize::try_from(known.to_u32()).ok()?.checked_sub(1),
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::error::{SessionError, StreamError};
-use super::{Event, Session};
+use super::Session;
 use crate::codec::EncodedData;
 use crate::frame::{Data, EncodeError, Frame, Headers, RstStatus, StreamId, Version};
 use crate::header_block::HeaderBlockError;
@@ -113,6 +113,11 @@ impl Session {
             let Some(frame) = self.owed.pop_front().or_else(|| self.control.pop_front()) else {
                 break;
             };
+            if let Frame::SynReply(reply) = &frame {
+                if let Some(stream) = self.streams.get_mut(&reply.stream_id) {
+                    stream.reply_sent = true;
+                }
+            }
             self.encode_frame(&frame, &mut out);
         }
         (!out.is_empty()).then(|| out.freeze())
@@ -196,8 +201,6 @@ impl Session {
 
     /// Takes up to `n` queued bytes of `id` into one DATA frame.
     fn send_chunk(&mut self, id: StreamId, n: usize) -> Transmit {
-        let max_buffer = self.config.max_send_buffer;
-        let mut writable = false;
         let (data, fin, priority, more) = {
             let Some(stream) = self.streams.get_mut(&id) else {
                 return Transmit::Frames(Bytes::new());
@@ -206,10 +209,6 @@ impl Session {
             stream.send_queued -= chunk.len();
             stream.send_window.consume(chunk.len());
             let fin = stream.send_queued == 0 && stream.fin_queued && stream.trailers.is_none();
-            if stream.wants_writable && stream.send_queued <= max_buffer / 2 {
-                stream.wants_writable = false;
-                writable = true;
-            }
             let more = !fin && stream.has_send_work();
             (chunk, fin, stream.priority, more)
         };
@@ -218,9 +217,7 @@ impl Session {
         if self.session_window_tracked() {
             self.conn_send_window.consume(data.len());
         }
-        if writable {
-            self.events.push_back(Event::Writable { id });
-        }
+        self.notify_writable(id);
         if more {
             if let Some(stream) = self.streams.get_mut(&id) {
                 stream.scheduled = true;

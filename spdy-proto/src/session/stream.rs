@@ -62,6 +62,10 @@ pub(crate) struct Stream {
     /// For a stream we opened (bidirectional): SYN_REPLY received. For a
     /// stream the peer opened: we sent (queued) our SYN_REPLY.
     pub(crate) replied: bool,
+    /// For a stream the peer opened: our SYN_REPLY has been encoded for
+    /// the wire (not merely queued). A cancel after that is a client
+    /// leaving, not rapid reset.
+    pub(crate) reply_sent: bool,
     /// The peer sent FIN (or may never send: a unidirectional stream we
     /// opened).
     pub(crate) remote_closed: bool,
@@ -112,6 +116,7 @@ impl Stream {
             scheduled: false,
             wants_writable: false,
             replied: false,
+            reply_sent: false,
             remote_closed: false,
             recv_queue: VecDeque::new(),
             recv_tail: BytesMut::new(),
