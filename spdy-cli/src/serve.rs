@@ -20,7 +20,7 @@ use std::pin::Pin;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::header::{self, HeaderValue};
@@ -32,6 +32,7 @@ use spdy::{RecvBody, Version};
 use tokio::io::AsyncSeekExt;
 use tokio::net::TcpListener;
 
+use crate::listen;
 use crate::shutdown;
 
 /// Bytes read from a file per DATA frame handed to the connection.
@@ -67,6 +68,8 @@ pub(crate) struct Args {
     /// `spdy get --cacert FILE`.
     #[arg(long, value_name = "FILE", requires = "tls", conflicts_with = "cert")]
     save_cert: Option<PathBuf>,
+    #[command(flatten)]
+    caps: listen::CapArgs,
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
@@ -135,6 +138,8 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     println!("listening on {scheme}://{local}");
 
     let root = Arc::new(root);
+    let caps = args.caps.caps("spdy serve", 1);
+    let mut listener = listen::Listener::new(listener, caps, "spdy serve");
     // SIGINT / SIGTERM: stop accepting, GOAWAY on every connection, let
     // what is in flight finish (at most 30 s), exit 0.
     let stopped = shutdown::on_signal("spdy serve");
@@ -142,19 +147,9 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     loop {
         // Connections that ended leave the set.
         while connections.try_join_next().is_some() {}
-        let accepted = tokio::select! {
+        let (tcp, peer, guard) = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown::stopped(stopped.clone()) => break,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors and the like: wait a little rather
-                // than spin.
-                eprintln!("spdy serve: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
         };
         let _ = tcp.set_nodelay(true);
         let builder = builder.clone();
@@ -162,6 +157,8 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         let root = root.clone();
         let stop = shutdown::stopped(stopped.clone());
         connections.spawn(async move {
+            // Counted against the caps until this task ends.
+            let _guard = guard;
             let service = move |req: Request<RecvBody>| {
                 let root = root.clone();
                 async move { Ok::<_, Infallible>(handle(&root, peer, req).await) }
@@ -697,6 +694,8 @@ impl Body for ServeBody {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn range(value: &str, len: u64) -> Range {
