@@ -938,19 +938,23 @@ async fn malformed_frames() {
 
 // ===== stalled peers =====
 
-/// The agreed timeout flags, all short; each test below stalls in one way
-/// and must be closed within its timeout (the wait allows 10× the timeout
-/// plus ANSWER, since the machine is shared).
-const SHORT_TIMEOUTS: [&str; 8] = [
-    "--handshake-timeout",
-    "1s",
-    "--first-frame-timeout",
-    "1s",
-    "--frame-timeout",
-    "1s",
-    "--idle-timeout",
-    "1s",
-];
+/// The agreed timeout flags: the one under test at 1 s, the others at a
+/// minute, longer than the wait, so that only the one under test can
+/// close the connection in time. The wait allows 10× the timeout plus
+/// ANSWER, since the machine is shared.
+fn timeouts(under_test: &str) -> Vec<&'static str> {
+    let mut args = Vec::new();
+    for flag in [
+        "--handshake-timeout",
+        "--first-frame-timeout",
+        "--frame-timeout",
+        "--idle-timeout",
+    ] {
+        args.push(flag);
+        args.push(if flag == under_test { "1s" } else { "1m" });
+    }
+    args
+}
 const STALL_WAIT: Duration = Duration::from_secs(10 + 20);
 
 /// Reads until the server closes, within STALL_WAIT.
@@ -965,40 +969,59 @@ async fn closed_within(rx: Rx, what: &str) -> Answer {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_peer_sending_nothing() {
     let dir = folder();
-    let server = start(dir.path(), &SHORT_TIMEOUTS).await;
+    let server = start(dir.path(), &timeouts("--first-frame-timeout")).await;
+    let before = server.rss_kib();
     let peer = Peer::connect(&server, Version::V3_1).await;
     let answer = closed_within(peer.rx, "a silent peer").await;
     assert!(answer.frames.is_empty(), "{}", answer.describe());
     served(&server).await;
+    assert_rss_within("a silent peer", before, server.rss_kib(), SLACK_KIB);
 }
 
-/// Half a frame header after a first whole frame: closed (a GOAWAY first
-/// is allowed, nothing else but the PING's answer).
+/// Half a frame header after a first whole frame, with a stream open:
+/// closed (a GOAWAY first is allowed; otherwise only the answers to what
+/// was sent).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_peer_half_a_frame_header() {
     let dir = folder();
-    let server = start(dir.path(), &SHORT_TIMEOUTS).await;
+    let server = start(dir.path(), &timeouts("--frame-timeout")).await;
+    let before = server.rss_kib();
     let mut peer = Peer::connect(&server, Version::V3_1).await;
-    peer.tx.send(&[Frame::Ping(Ping::new(1))]).await;
+    // A stream stays open (its response waits on the window), so that the
+    // session is not idle.
+    peer.tx
+        .send(&[
+            Frame::Ping(Ping::new(1)),
+            syn(Version::V3_1, 1, "/big.bin", true),
+        ])
+        .await;
     peer.tx.io.write_all(&[0x80, 3, 0]).await.unwrap();
     let answer = closed_within(peer.rx, "half a frame header").await;
     for frame in &answer.frames {
         assert!(
-            matches!(frame, Frame::GoAway(_) | Frame::Ping(Ping { id: 1 })),
+            matches!(
+                frame,
+                Frame::GoAway(_)
+                    | Frame::Ping(Ping { id: 1 })
+                    | Frame::SynReply(_)
+                    | Frame::Data(_)
+            ),
             "{}",
             answer.describe()
         );
     }
     served(&server).await;
+    assert_rss_within("half a frame header", before, server.rss_kib(), SLACK_KIB);
 }
 
 /// Half a TLS ClientHello: closed after the handshake timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_peer_half_a_tls_handshake() {
     let dir = folder();
-    let mut args = SHORT_TIMEOUTS.to_vec();
+    let mut args = timeouts("--handshake-timeout");
     args.push("--tls");
     let server = start(dir.path(), &args).await;
+    let before = server.rss_kib();
     let mut tcp = connect_from(loopback(1), &server.addr).await.unwrap();
     // A handshake record header announcing 512 bytes, and 4 of them.
     tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])
@@ -1015,13 +1038,20 @@ async fn stalled_peer_half_a_tls_handshake() {
     })
     .await;
     assert!(closed.is_ok(), "half a TLS handshake: still open");
+    // A well-behaved client over TLS.
+    let url = format!("https://{}/small.txt", server.addr);
+    let output = support::spdy(&["get", "--insecure", &url]).await;
+    assert!(output.status.success(), "{}", support::stderr(&output));
+    assert_eq!(output.stdout, SMALL);
+    assert_rss_within("half a TLS handshake", before, server.rss_kib(), SLACK_KIB);
 }
 
 /// A session idle after one request: GOAWAY OK, then closed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_peer_idle_after_one_request() {
     let dir = folder();
-    let server = start(dir.path(), &SHORT_TIMEOUTS).await;
+    let server = start(dir.path(), &timeouts("--idle-timeout")).await;
+    let before = server.rss_kib();
     let v = Version::V3_1;
     let mut peer = Peer::connect(&server, v).await;
     peer.tx.send(&[syn(v, 1, "/small.txt", true)]).await;
@@ -1031,6 +1061,7 @@ async fn stalled_peer_idle_after_one_request() {
     let answer = closed_within(peer.rx, "an idle session").await;
     answer.assert_goaway("idle session", GoAwayStatus::Ok);
     served(&server).await;
+    assert_rss_within("an idle session", before, server.rss_kib(), SLACK_KIB);
 }
 
 // ===== connection caps =====
@@ -1160,4 +1191,156 @@ async fn cut_at_every_byte() {
     let log = server.log();
     assert!(!log.contains("panicked"), "{log}");
     assert_rss_within("cuts", before, server.rss_kib(), SLACK_KIB);
+}
+
+/// Out of file descriptors: `spdy serve` under RLIMIT_NOFILE 100 clamps
+/// --max-connections 1000 to 36 (a quarter of the limit, at least 64,
+/// kept back) and says so; a peer whose 100 downloads take every
+/// descriptor left makes accept fail with EMFILE: the server pauses
+/// accepting (said once), does not spin or stop, and the client waiting
+/// in the backlog is served once the hog goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_backs_off() {
+    let dir = folder();
+    let server = Server::start_with_fd_limit(dir.path(), &["--max-connections", "1000"], 100).await;
+    server
+        .wait_for_log(LIMIT, |log| {
+            log.contains("--max-connections 1000 is more than 100 file descriptors allow; using 36")
+        })
+        .await;
+    let before = server.rss_kib();
+    let v = Version::V3;
+    let mut hog = Peer::connect(&server, v).await;
+    let frames: Vec<Frame> = (0..100u32)
+        .map(|i| syn(v, 2 * i + 1, "/big.bin", true))
+        .collect();
+    hog.tx.send(&frames).await;
+    server
+        .wait_for_log(LIMIT, |log| log.matches(" GET /big.bin ").count() >= 100)
+        .await;
+    assert!(
+        server.log().contains(" GET /big.bin 404 "),
+        "the downloads did not use up the descriptors:\n{}",
+        server.log()
+    );
+    let release = async {
+        server
+            .wait_for_log(LIMIT, |log| log.contains("pausing accepts"))
+            .await;
+        drop(hog);
+    };
+    tokio::join!(served(&server), release);
+    let log = server.log();
+    assert_eq!(log.matches("accept failed").count(), 1, "{log}");
+    assert_eq!(log.matches("accepting again").count(), 1, "{log}");
+    served(&server).await;
+    assert_rss_within("out of descriptors", before, server.rss_kib(), SLACK_KIB);
+}
+
+// ===== the proxy's ports =====
+
+/// A running `spdy proxy`: its public and tunnel addresses.
+struct Proxy {
+    _child: tokio::process::Child,
+    public: String,
+    tunnels: String,
+}
+
+async fn proxy(extra: &[&str]) -> Proxy {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_spdy"))
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--tunnels",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut addresses = Vec::new();
+    for _ in 0..2 {
+        let line = timeout(LIMIT, lines.next_line())
+            .await
+            .expect("spdy proxy printed nothing in time")
+            .unwrap()
+            .expect("spdy proxy exited");
+        addresses.push(line);
+    }
+    let (public, tunnels) = (&addresses[0], &addresses[1]);
+    Proxy {
+        _child: child,
+        public: public
+            .strip_prefix("listening on http://")
+            .unwrap()
+            .to_owned(),
+        tunnels: tunnels
+            .strip_prefix("tunnels on http://")
+            .unwrap()
+            .to_owned(),
+    }
+}
+
+/// Sends an HTTP/1.1 request on a new connection from `from`: the
+/// connection (kept open) if the proxy answered, `None` if it closed it
+/// without a word.
+async fn http1_answered(addr: &str, from: IpAddr) -> Option<TcpStream> {
+    let mut tcp = connect_from(from, addr).await.unwrap();
+    let _ = tcp
+        .write_all(b"GET / HTTP/1.1\r\nhost: media.example\r\n\r\n")
+        .await;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    let answered = timeout(ANSWER, async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut buf).await {
+                Ok(0) | Err(_) => return false,
+                Ok(n) => head.extend_from_slice(&buf[..n]),
+            }
+        }
+        true
+    })
+    .await
+    .expect("neither answered nor closed");
+    if answered {
+        assert!(head.starts_with(b"HTTP/1.1 "), "{head:?}");
+        Some(tcp)
+    } else {
+        None
+    }
+}
+
+/// Both ports of `spdy proxy` are capped (`--max-connections 3
+/// --max-connections-per-ip 2`): a third connection from one address is
+/// closed at once, a second address gets in up to the total, then a third
+/// address is closed at once until a connection goes. The public port's
+/// flood leaves the tunnel port its own connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_ports_are_capped() {
+    let proxy = proxy(&["--max-connections", "3", "--max-connections-per-ip", "2"]).await;
+    let mut held = Vec::new();
+    for addr in [&proxy.public, &proxy.tunnels] {
+        let mut first = Vec::new();
+        for _ in 0..2 {
+            first.push(http1_answered(addr, loopback(1)).await.expect("answered"));
+        }
+        assert!(http1_answered(addr, loopback(1)).await.is_none());
+        held.push(http1_answered(addr, loopback(2)).await.expect("answered"));
+        assert!(http1_answered(addr, loopback(3)).await.is_none());
+        drop(first.pop());
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            match http1_answered(addr, loopback(3)).await {
+                Some(tcp) => break held.push(tcp),
+                None => assert!(Instant::now() < deadline, "no room after a close"),
+            }
+        }
+        held.extend(first);
+    }
 }

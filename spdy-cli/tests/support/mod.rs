@@ -38,7 +38,23 @@ impl Server {
     }
 
     pub async fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spdy"))
+        Server::spawn(Command::new(env!("CARGO_BIN_EXE_spdy")), dir, extra).await
+    }
+
+    /// Like [`start`](Self::start), with RLIMIT_NOFILE (soft and hard)
+    /// set to `nofile` by the shell first.
+    pub async fn start_with_fd_limit(dir: &Path, extra: &[&str], nofile: u32) -> Server {
+        let mut command = Command::new("sh");
+        command.args([
+            "-c",
+            &format!("ulimit -n {nofile} && exec \"$0\" \"$@\""),
+            env!("CARGO_BIN_EXE_spdy"),
+        ]);
+        Server::spawn(command, dir, extra).await
+    }
+
+    async fn spawn(mut command: Command, dir: &Path, extra: &[&str]) -> Server {
+        let mut child = command
             .arg("serve")
             .arg(dir)
             .args(["--addr", "127.0.0.1:0"])
