@@ -972,9 +972,10 @@ async fn stalled_peer_sending_nothing() {
     let server = start(dir.path(), &timeouts("--first-frame-timeout")).await;
     let before = server.rss_kib();
     let peer = Peer::connect(&server, Version::V3_1).await;
+    // Served while the silent peer waits.
+    served(&server).await;
     let answer = closed_within(peer.rx, "a silent peer").await;
     assert!(answer.frames.is_empty(), "{}", answer.describe());
-    served(&server).await;
     assert_rss_within("a silent peer", before, server.rss_kib(), SLACK_KIB);
 }
 
@@ -996,6 +997,7 @@ async fn stalled_peer_half_a_frame_header() {
         ])
         .await;
     peer.tx.io.write_all(&[0x80, 3, 0]).await.unwrap();
+    served(&server).await;
     let answer = closed_within(peer.rx, "half a frame header").await;
     for frame in &answer.frames {
         assert!(
@@ -1010,7 +1012,6 @@ async fn stalled_peer_half_a_frame_header() {
             answer.describe()
         );
     }
-    served(&server).await;
     assert_rss_within("half a frame header", before, server.rss_kib(), SLACK_KIB);
 }
 
@@ -1027,6 +1028,11 @@ async fn stalled_peer_half_a_tls_handshake() {
     tcp.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc])
         .await
         .unwrap();
+    // A well-behaved client over TLS, while the stalled one waits.
+    let url = format!("https://{}/small.txt", server.addr);
+    let output = support::spdy(&["get", "--insecure", &url]).await;
+    assert!(output.status.success(), "{}", support::stderr(&output));
+    assert_eq!(output.stdout, SMALL);
     let mut buf = [0u8; 256];
     let closed = timeout(STALL_WAIT, async {
         loop {
@@ -1038,11 +1044,6 @@ async fn stalled_peer_half_a_tls_handshake() {
     })
     .await;
     assert!(closed.is_ok(), "half a TLS handshake: still open");
-    // A well-behaved client over TLS.
-    let url = format!("https://{}/small.txt", server.addr);
-    let output = support::spdy(&["get", "--insecure", &url]).await;
-    assert!(output.status.success(), "{}", support::stderr(&output));
-    assert_eq!(output.stdout, SMALL);
     assert_rss_within("half a TLS handshake", before, server.rss_kib(), SLACK_KIB);
 }
 
@@ -1058,9 +1059,9 @@ async fn stalled_peer_idle_after_one_request() {
     peer.rx
         .until(|f| matches!(f, Frame::Data(d) if d.fin).then_some(()))
         .await;
+    served(&server).await;
     let answer = closed_within(peer.rx, "an idle session").await;
     answer.assert_goaway("idle session", GoAwayStatus::Ok);
-    served(&server).await;
     assert_rss_within("an idle session", before, server.rss_kib(), SLACK_KIB);
 }
 
