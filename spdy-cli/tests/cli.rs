@@ -11,6 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 use tokio::time::timeout;
 
+#[path = "support/serve.rs"]
 mod support;
 use support::{spdy, stderr, Server, LIMIT};
 

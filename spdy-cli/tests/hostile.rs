@@ -33,6 +33,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::time::timeout;
 
+#[path = "support/serve.rs"]
 mod support;
 use support::{Server, LIMIT};
 
