@@ -193,6 +193,11 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         eprintln!("spdy proxy: cannot read the listening addresses");
         return ExitCode::FAILURE;
     };
+    // Each port has its own caps, so that a flood of one leaves the other
+    // its connections.
+    let caps = args.caps.caps("spdy proxy", 2);
+    let mut public = listen::Listener::new(public, caps, "spdy proxy (public)");
+    let tunnels = listen::Listener::new(tunnels, caps, "spdy proxy (tunnels)");
     let (public_tls, tls) = match (
         acceptor(args.cert.as_deref(), args.key.as_deref()),
         acceptor(args.tunnel_cert.as_deref(), args.tunnel_key.as_deref()),
@@ -221,11 +226,6 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     let registry = Arc::new(Registry::default());
     let in_flight = Arc::new(InFlight::default());
     let token: Option<Arc<str>> = args.token.as_deref().map(Arc::from);
-    // Each port has its own caps, so that a flood of one leaves the other
-    // its connections.
-    let caps = args.caps.caps("spdy proxy", 2);
-    let mut public = listen::Listener::new(public, caps, "spdy proxy (public)");
-    let tunnels = listen::Listener::new(tunnels, caps, "spdy proxy (tunnels)");
     tokio::spawn(accept_origins(tunnels, tls, registry.clone(), token));
     let quiet = args.quiet;
     // SIGINT / SIGTERM: no new clients, the requests in flight finish (at
@@ -243,8 +243,6 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         let public_tls = public_tls.clone();
         let stop = shutdown::stopped(stopped.clone());
         connections.spawn(async move {
-            // Counted against the caps until this task ends.
-            let _guard = guard;
             let client = Client {
                 peer,
                 tls: public_tls.is_some(),
@@ -278,6 +276,9 @@ pub(crate) async fn run(args: Args) -> ExitCode {
                     }
                 }
             }
+            // Counted against the caps until here (or until the task is
+            // dropped, however it ends).
+            drop(guard);
         });
     }
     eprintln!(
