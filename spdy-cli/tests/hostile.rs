@@ -745,8 +745,11 @@ async fn empty_data_flood() {
     assert_rss_within("empty DATA flood", before, server.rss_kib(), SLACK_KIB);
 }
 
-/// HEADERS frames with an empty block on an open stream, past the budget
-/// of 500 per 10 s → GOAWAY PROTOCOL_ERROR.
+/// 6,000 HEADERS frames with an empty block on an open stream: whichever
+/// budget they fall under (frames that carry nothing, 500 per 10 s; or,
+/// once the server has reset the stream for the headers it cannot queue,
+/// frames for a reset stream, 5,000 per 10 s), the session ends with
+/// GOAWAY PROTOCOL_ERROR.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn empty_headers_flood() {
     let dir = folder();
@@ -755,7 +758,7 @@ async fn empty_headers_flood() {
     let v = Version::V3_1;
     let mut peer = Peer::connect(&server, v).await;
     let frames = std::iter::once(syn(v, 1, "/big.bin", false))
-        .chain((0..600).map(|_| Frame::Headers(Headers::new(id(1), HeaderBlock::new()))));
+        .chain((0..6000).map(|_| Frame::Headers(Headers::new(id(1), HeaderBlock::new()))));
     let bytes = encode(&mut peer.tx, frames);
     let answer = peer.attack(bytes).await;
     answer.assert_goaway("empty HEADERS flood", GoAwayStatus::ProtocolError);

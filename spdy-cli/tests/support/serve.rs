@@ -72,7 +72,7 @@ impl Server {
         tokio::spawn(async move {
             while let Ok(Some(line)) = stderr.next_line().await {
                 {
-                    let mut log = sink.lock().unwrap();
+                    let mut log = sink.lock().unwrap_or_else(|p| p.into_inner());
                     log.push_str(&line);
                     log.push('\n');
                 }
@@ -86,10 +86,8 @@ impl Server {
             .unwrap();
         let Some(line) = line else {
             let status = timeout(LIMIT, child.wait()).await;
-            panic!(
-                "spdy serve exited ({status:?}) without an address: {}",
-                log.lock().unwrap()
-            );
+            let log = log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            panic!("spdy serve exited ({status:?}) without an address: {log}");
         };
         let addr = line
             .strip_prefix("listening on http://")
@@ -110,7 +108,8 @@ impl Server {
     }
 
     pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
+        // (A test that failed while holding the lock leaves it poisoned.)
+        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Waits (at most `limit`) until the log satisfies `done`.
