@@ -7,6 +7,7 @@ mod bench;
 mod connect;
 mod frames;
 mod get;
+mod listen;
 mod origin;
 mod proxy;
 mod serve;

@@ -32,6 +32,7 @@ use spdy::{RecvBody, Version};
 use tokio::net::TcpListener;
 
 use crate::connect::describe;
+use crate::listen;
 use crate::shutdown;
 use crate::tunnel::{self, strip_hop_by_hop, DEFAULT_NAME, NAME_HEADER, TOKEN_ENV, TUNNEL_PATH};
 
@@ -86,6 +87,9 @@ pub(crate) struct Args {
     /// Do not log each public request.
     #[arg(short, long)]
     quiet: bool,
+    /// Applied to each port, public and tunnel.
+    #[command(flatten)]
+    caps: listen::CapArgs,
 }
 
 /// The origins connected now, by name; several tunnels of one name share
@@ -189,6 +193,11 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         eprintln!("spdy proxy: cannot read the listening addresses");
         return ExitCode::FAILURE;
     };
+    // Each port has its own caps, so that a flood of one leaves the other
+    // its connections.
+    let caps = args.caps.caps("spdy proxy", 2);
+    let mut public = listen::Listener::new(public, caps, "spdy proxy (public)");
+    let tunnels = listen::Listener::new(tunnels, caps, "spdy proxy (tunnels)");
     let (public_tls, tls) = match (
         acceptor(args.cert.as_deref(), args.key.as_deref()),
         acceptor(args.tunnel_cert.as_deref(), args.tunnel_key.as_deref()),
@@ -225,17 +234,9 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         while connections.try_join_next().is_some() {}
-        let accepted = tokio::select! {
+        let (tcp, peer, guard) = tokio::select! {
             accepted = public.accept() => accepted,
             () = shutdown::stopped(stopped.clone()) => break,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                eprintln!("spdy proxy: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
         };
         let _ = tcp.set_nodelay(true);
         let (registry, in_flight) = (registry.clone(), in_flight.clone());
@@ -275,6 +276,9 @@ pub(crate) async fn run(args: Args) -> ExitCode {
                     }
                 }
             }
+            // Counted against the caps until here (or until the task is
+            // dropped, however it ends).
+            drop(guard);
         });
     }
     eprintln!(
@@ -313,23 +317,18 @@ struct Client {
 // ===== origins =====
 
 async fn accept_origins(
-    listener: TcpListener,
+    mut listener: listen::Listener,
     tls: Option<Acceptor>,
     registry: Arc<Registry>,
     token: Option<Arc<str>>,
 ) {
     loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                eprintln!("spdy proxy: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
+        let (tcp, peer, guard) = listener.accept().await;
         let _ = tcp.set_nodelay(true);
         let (registry, token, tls) = (registry.clone(), token.clone(), tls.clone());
         tokio::spawn(async move {
+            // Counted against the tunnel port's caps until this task ends.
+            let _guard = guard;
             match tls {
                 None => serve_origin(tcp, peer, registry, token).await,
                 Some(acceptor) => match acceptor.accept(tcp).await {

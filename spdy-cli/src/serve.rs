@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -32,20 +32,32 @@ use spdy::{RecvBody, Version};
 use tokio::io::AsyncSeekExt;
 use tokio::net::TcpListener;
 
+use crate::listen;
 use crate::shutdown;
 
-/// Streams the clients of one address may cancel (or make us reset) per
-/// period, over all their connections: twice what one session allows.
+/// Streams the clients of one address may cancel before their answer (or
+/// make us reset) per period, over all their connections: what one session
+/// allows. A client that leaves a response under way is not counted.
 const RESETS_PER_ADDRESS: spdy_proto::session::RateLimit =
-    spdy_proto::session::RateLimit::new(2000, Duration::from_secs(10));
+    spdy_proto::session::RateLimit::new(1000, Duration::from_secs(10));
 
-/// Bytes read from a file per piece handed to the connection, at most...
-const CHUNK: usize = 128 * 1024;
-/// ...and at first. A piece is asked for only once the last one is queued,
-/// so pieces no larger than what was sent so far keep what a client that
-/// stops reading costs (its window, plus the piece in hand) within twice
-/// its window; a reader that keeps up reaches [`CHUNK`] after a few.
+/// Bytes read from a file per piece handed to the connection: small at
+/// first, large once the response is well under way. A piece is asked for
+/// only once the last is queued, so a client that stops reading early
+/// (most do it at once) leaves at most a small piece in hand beside what
+/// its window let us queue.
 const FIRST_CHUNK: usize = 16 * 1024;
+const CHUNK: usize = 128 * 1024;
+/// Bytes sent in small pieces before they grow.
+const SMALL_PIECES_UNTIL: u64 = 256 * 1024;
+
+fn piece_len(sent: u64) -> usize {
+    if sent < SMALL_PIECES_UNTIL {
+        FIRST_CHUNK
+    } else {
+        CHUNK
+    }
+}
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -79,6 +91,8 @@ pub(crate) struct Args {
     save_cert: Option<PathBuf>,
     #[command(flatten)]
     timeouts: crate::timeouts::Timeouts,
+    #[command(flatten)]
+    caps: listen::CapArgs,
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
@@ -152,6 +166,8 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     println!("listening on {scheme}://{local}");
 
     let root = Arc::new(root);
+    let caps = args.caps.caps("spdy serve", 1);
+    let mut listener = listen::Listener::new(listener, caps, "spdy serve");
     // SIGINT / SIGTERM: stop accepting, GOAWAY on every connection, let
     // what is in flight finish (at most 30 s), exit 0.
     let stopped = shutdown::on_signal("spdy serve");
@@ -160,19 +176,9 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     loop {
         // Connections that ended leave the set.
         while connections.try_join_next().is_some() {}
-        let accepted = tokio::select! {
+        let (tcp, peer, guard) = tokio::select! {
             accepted = listener.accept() => accepted,
             () = shutdown::stopped(stopped.clone()) => break,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(accepted) => accepted,
-            Err(e) => {
-                // Out of descriptors and the like: wait a little rather
-                // than spin.
-                eprintln!("spdy serve: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
         };
         let _ = tcp.set_nodelay(true);
         // The peer's resets count against its address's budget too, so
@@ -184,6 +190,8 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         let root = root.clone();
         let stop = shutdown::stopped(stopped.clone());
         connections.spawn(async move {
+            // Counted against the caps until this task ends.
+            let _guard = guard;
             let service = move |req: Request<RecvBody>| {
                 let root = root.clone();
                 async move { Ok::<_, Infallible>(handle(&root, peer, req).await) }
@@ -448,9 +456,9 @@ async fn serve_file(
             }
         }
         ServeBody::File {
-            file,
+            file: Some(file.into_std().await),
+            reading: None,
             remaining: count,
-            buf: BytesMut::new(),
             sent: 0,
         }
     };
@@ -647,13 +655,37 @@ fn bytes_response(status: StatusCode, body: Bytes, head: bool) -> Response<Serve
 /// time as the connection asks for more.
 pub(crate) enum ServeBody {
     Bytes(Option<Bytes>),
+    /// Each piece is read by one trip to the blocking pool straight into
+    /// the buffer that goes out (tokio's `File` would keep a buffer of its
+    /// own per open file, as large as the largest read).
     File {
-        file: tokio::fs::File,
+        /// The file, while no read holds it.
+        file: Option<std::fs::File>,
+        reading: Option<Reading>,
         remaining: u64,
-        buf: BytesMut,
         /// Bytes handed out so far.
         sent: u64,
     },
+}
+
+/// A read in the blocking pool: it gives the file back with the piece.
+type Reading = tokio::task::JoinHandle<(std::fs::File, io::Result<Bytes>)>;
+
+/// Reads up to `want` bytes (fewer only at the end of the file).
+fn read_piece(mut file: std::fs::File, want: usize) -> (std::fs::File, io::Result<Bytes>) {
+    use std::io::Read;
+    let mut buf = vec![0u8; want];
+    let mut filled = 0;
+    while filled < want {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return (file, Err(e)),
+        }
+    }
+    buf.truncate(filled);
+    (file, Ok(Bytes::from(buf)))
 }
 
 impl ServeBody {
@@ -674,36 +706,44 @@ impl Body for ServeBody {
             ServeBody::Bytes(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ServeBody::File {
                 file,
+                reading,
                 remaining,
-                buf,
                 sent,
             } => {
                 if *remaining == 0 {
                     return Poll::Ready(None);
                 }
-                let piece = usize::try_from(*sent)
-                    .unwrap_or(usize::MAX)
-                    .clamp(FIRST_CHUNK, CHUNK);
-                let want = usize::try_from(*remaining).unwrap_or(usize::MAX).min(piece);
-                if buf.capacity() < want {
-                    buf.reserve(want);
+                if reading.is_none() {
+                    let Some(f) = file.take() else {
+                        return Poll::Ready(Some(Err(io::Error::other("the file was lost"))));
+                    };
+                    let want = usize::try_from(*remaining)
+                        .unwrap_or(usize::MAX)
+                        .min(piece_len(*sent));
+                    *reading = Some(tokio::task::spawn_blocking(move || read_piece(f, want)));
                 }
-                let mut limited = BufMut::limit(&mut *buf, want);
-                let n = ready!(tokio_util::io::poll_read_buf(
-                    Pin::new(file),
-                    cx,
-                    &mut limited
-                ))?;
-                if n == 0 {
+                let Some(task) = reading.as_mut() else {
+                    return Poll::Pending;
+                };
+                let done = ready!(std::future::Future::poll(Pin::new(task), cx));
+                *reading = None;
+                let piece = match done {
+                    Ok((f, piece)) => {
+                        *file = Some(f);
+                        piece?
+                    }
+                    Err(e) => return Poll::Ready(Some(Err(io::Error::other(e)))),
+                };
+                if piece.is_empty() {
                     *remaining = 0;
                     return Poll::Ready(Some(Err(io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "the file shrank while it was being sent",
                     ))));
                 }
-                *remaining -= n as u64;
-                *sent += n as u64;
-                Poll::Ready(Some(Ok(Frame::data(buf.split().freeze()))))
+                *remaining = remaining.saturating_sub(piece.len() as u64);
+                *sent += piece.len() as u64;
+                Poll::Ready(Some(Ok(Frame::data(piece))))
             }
         }
     }
@@ -727,6 +767,8 @@ impl Body for ServeBody {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn range(value: &str, len: u64) -> Range {

@@ -1,21 +1,19 @@
 //! The `spdy` binary end to end: `spdy serve` on a temporary folder, fetched
 //! with `spdy get` (and with the library client for ranges and odd paths).
 
-use std::path::Path;
-use std::process::{Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::process::Stdio;
 
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Empty};
 use spdy::Version;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::io::AsyncWriteExt;
+use tokio::process::Command;
 use tokio::time::timeout;
 
-/// The longest any one step may take.
-const LIMIT: Duration = Duration::from_secs(60);
+#[path = "support/serve.rs"]
+mod support;
+use support::{spdy, stderr, Server, LIMIT};
 
 /// Sizes around the server's 128 KiB read chunk and SPDY's 64 KiB window.
 const SIZES: [usize; 9] = [
@@ -26,101 +24,6 @@ fn pattern(len: usize, seed: usize) -> Vec<u8> {
     (0..len)
         .map(|i| ((i * 31 + seed * 7 + i / 251) % 256) as u8)
         .collect()
-}
-
-/// A running `spdy serve`, killed when dropped.
-struct Server {
-    child: Child,
-    /// `127.0.0.1:port`, as printed.
-    addr: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    /// Sends SIGTERM (with the shell's `kill`).
-    fn terminate(&self) {
-        let pid = self.child.id().expect("still running");
-        let status = std::process::Command::new("sh")
-            .args(["-c", &format!("kill -TERM {pid}")])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    async fn start(dir: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spdy"))
-            .arg("serve")
-            .arg(dir)
-            .args(["--addr", "127.0.0.1:0"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn spdy serve");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = stderr.next_line().await {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut stdout = BufReader::new(child.stdout.take().unwrap()).lines();
-        let line = timeout(LIMIT, stdout.next_line())
-            .await
-            .expect("spdy serve printed no address in time")
-            .unwrap();
-        let Some(line) = line else {
-            let status = timeout(LIMIT, child.wait()).await;
-            panic!(
-                "spdy serve exited ({status:?}) without an address: {}",
-                log.lock().unwrap()
-            );
-        };
-        let addr = line
-            .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .trim()
-            .to_owned();
-        Server { child, addr, log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    async fn stop(mut self) {
-        self.child.start_kill().unwrap();
-        timeout(LIMIT, self.child.wait())
-            .await
-            .expect("spdy serve did not exit")
-            .unwrap();
-    }
-}
-
-/// Runs the binary to completion (killed if it outlives LIMIT).
-async fn spdy(args: &[&str]) -> Output {
-    let output = Command::new(env!("CARGO_BIN_EXE_spdy"))
-        .args(args)
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output();
-    timeout(LIMIT, output)
-        .await
-        .unwrap_or_else(|_| panic!("spdy {args:?} timed out"))
-        .unwrap()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 fn folder_of_sizes() -> tempfile::TempDir {

@@ -16,9 +16,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use spdy_proto::frame::{
-    Data, Frame, GoAway, GoAwayStatus, Noop, Ping, RstStatus, RstStream, Setting, SettingId,
-    Settings, StreamId, SynReply, SynStream, Version, WindowUpdate,
+    Data, Frame, GoAway, GoAwayStatus, Headers, Noop, Ping, RstStatus, RstStream, Setting,
+    SettingId, Settings, StreamId, SynReply, SynStream, Version, WindowUpdate,
 };
+use spdy_proto::header_block::HeaderBlock;
 use spdy_proto::session::{
     Config, Event, Flood, OpenOptions, RateLimit, Role, SessionError, StreamError, UserError,
 };
@@ -277,6 +278,40 @@ fn empty_data_flood_ends_the_session() {
         assert_no_frames(&mut peer, version);
         peer.events();
         peer.send(&[data(1, 0, false)]);
+        assert_eq!(
+            described(&peer.frames()),
+            [describe(&goaway(version, 3, GoAwayStatus::ProtocolError))],
+            "{version}"
+        );
+        assert_flood(&mut peer, version, Flood::EmptyFrames);
+    }
+
+    // HEADERS with an empty block, not ending the stream, carry nothing
+    // either; with FIN they end it and are not counted.
+    for version in Version::ALL {
+        let config = Config::default().with_empty_frame_rate(RateLimit::new(3, SECOND));
+        let mut peer = Peer::started(Role::Server, version, config);
+        peer.send(&[syn(version, 1, false), syn(version, 3, false)]);
+        peer.events();
+        let empty = |id, fin| {
+            Frame::Headers(Headers {
+                fin,
+                ..Headers::new(sid(id), HeaderBlock::new())
+            })
+        };
+        for _ in 0..3 {
+            peer.send(&[empty(1, false)]);
+            assert_no_frames(&mut peer, version);
+        }
+        peer.send(&[empty(3, true)]);
+        assert_no_frames(&mut peer, version);
+        assert!(
+            peer.events()
+                .iter()
+                .all(|e| !matches!(e, Event::Headers { id, .. } if *id == sid(1))),
+            "an empty HEADERS is not handed to the application"
+        );
+        peer.send(&[empty(1, false)]);
         assert_eq!(
             described(&peer.frames()),
             [describe(&goaway(version, 3, GoAwayStatus::ProtocolError))],

@@ -561,7 +561,16 @@ impl Session {
             self.stream_error(now, id, RstStatus::StreamAlreadyClosed);
             return;
         }
+        // A HEADERS frame that carries no header and does not end the
+        // stream does nothing but cost us work (CVE-2019-9518's shape).
+        if frame.headers.is_empty() && !frame.fin {
+            let _ = self.count_empty(now);
+            return;
+        }
         if frame.fin {
+            let Some(stream) = self.streams.get_mut(&id) else {
+                return;
+            };
             stream.remote_closed = true;
             if !stream.readable_notified {
                 stream.readable_notified = true;

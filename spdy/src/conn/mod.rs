@@ -45,6 +45,10 @@ const WRITE_HIGH_WATER: usize = 256 * 1024;
 const MAX_IOVECS: usize = 64;
 /// Reads processed per poll before yielding to other tasks.
 const READS_PER_POLL: usize = 16;
+/// How long, and for how many bytes, a session that failed keeps reading
+/// (and dropping) what the peer sends before it closes the socket.
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_BYTES: usize = 1024 * 1024;
 /// How long a finished session waits for a peer that does not read.
 const CLOSE_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -72,6 +76,10 @@ pub struct Connection<T> {
     /// A reset limit shared with other connections, and the session's
     /// count already charged to it.
     reset_budget: Option<(ResetBudget, u64)>,
+    /// Our side of the socket is shut down.
+    shut_down: bool,
+    /// The lingering close: its deadline, and the bytes dropped so far.
+    linger: Option<(Pin<Box<Sleep>>, usize)>,
 }
 
 impl<T> Drop for Connection<T> {
@@ -120,6 +128,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             unflushed: false,
             done: false,
             reset_budget: None,
+            shut_down: false,
+            linger: None,
         };
         (conn, shared)
     }
@@ -282,6 +292,31 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
         }
     }
 
+    /// Reads and discards what the peer still sends, until it closes, at
+    /// most [`LINGER_TIME`] and [`LINGER_BYTES`].
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let deadline = self
+            .linger
+            .get_or_insert_with(|| (Box::pin(tokio::time::sleep(LINGER_TIME)), 0));
+        if deadline.0.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        let mut scratch = [0u8; 4096];
+        loop {
+            if self.read_closed || deadline.1 >= LINGER_BYTES {
+                return Poll::Ready(());
+            }
+            let mut buf = tokio::io::ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {
+                    deadline.1 += buf.filled().len();
+                }
+                Poll::Ready(_) => self.read_closed = true,
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
     fn fail(&mut self, error: Error) -> Poll<Result<(), Error>> {
         let mut state = self.shared.lock();
         // The I/O error is what waiting operations report, not a plain
@@ -350,7 +385,18 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Connection<T> {
             }
         }
         if (closed || this.read_closed) && this.write_queue.is_empty() {
-            if Pin::new(&mut this.io).poll_shutdown(cx).is_pending() {
+            if !this.shut_down {
+                if Pin::new(&mut this.io).poll_shutdown(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                this.shut_down = true;
+            }
+            // A session that failed told the peer why in its GOAWAY; closing
+            // while the peer's frames are still arriving would make the
+            // kernel answer them with a reset that can destroy that GOAWAY
+            // before the peer reads it. So read and drop for a bounded time
+            // first (nginx's lingering close).
+            if matches!(error, Some(Error::Session(_))) && this.poll_linger(cx).is_pending() {
                 return Poll::Pending;
             }
             this.done = true;
