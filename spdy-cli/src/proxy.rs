@@ -46,6 +46,11 @@ const MAX_TUNNELS: usize = 1024;
 /// cannot be used to make the proxy hold sockets.
 const MAX_DELAYED_REFUSALS_PER_ADDRESS: usize = 4;
 const MAX_DELAYED_REFUSALS: usize = 256;
+/// What hyper may buffer per public HTTP/1.1 connection, each way (its
+/// default is about 400 KiB): a client that reads nothing costs this on
+/// top of its tunnel stream's window, and the socket's own buffer does the
+/// rest. Also the longest request head.
+const PUBLIC_BUFFER: usize = 64 * 1024;
 /// How long a stopping proxy waits for the requests in flight.
 const DRAIN: Duration = Duration::from_secs(30);
 /// How long an origin has to answer a request's head.
@@ -291,6 +296,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
                     let connection = http1::Builder::new()
                         .timer(TokioTimer::new())
                         .header_read_timeout(HEAD_TIMEOUT)
+                        .max_buf_size(PUBLIC_BUFFER)
                         .serve_connection(TokioIo::new(tcp), service);
                     let mut connection = std::pin::pin!(connection);
                     tokio::select! {
@@ -480,6 +486,10 @@ async fn register(
             // stranger is what the bound prevents).
             let why = match gate.delay(peer.ip()) {
                 Some(_delayed) => {
+                    eprintln!(
+                        "spdy proxy: origin from {peer}: wrong or missing token; refusing in {:?}",
+                        gate.delay
+                    );
                     tokio::time::sleep(gate.delay).await;
                     "wrong or missing token".to_owned()
                 }
