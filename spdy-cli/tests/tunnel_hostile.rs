@@ -167,10 +167,11 @@ async fn mass_abandoned_downloads_do_not_bring_the_tunnel_down() {
     let (mut download, _sender, _) = start_get(&public, "big.example", "/big.bin").await;
     assert_eq!(download.status(), StatusCode::OK);
     let mut abandon = tokio::task::JoinSet::new();
-    for worker in 0..16 {
-        let public = public.clone();
+    let started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    for _ in 0..16 {
+        let (public, started) = (public.clone(), started.clone());
         abandon.spawn(async move {
-            for _ in 0..ABANDONED / 16 + usize::from(worker < ABANDONED % 16) {
+            while started.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < ABANDONED {
                 let (response, sender, connection) =
                     start_get_from(&public, Some(loopback(2)), "big.example", "/big.bin").await;
                 assert_eq!(response.status(), StatusCode::OK);
