@@ -52,12 +52,22 @@ async fn forwarding(proxy_args: &[&str]) -> (Process, Process, String, Arc<Seen>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_body_that_breaks_is_answered_at_once() {
     let (_proxy, _origin, public, seen) = forwarding(&[]).await;
-    let mut request = b"POST /echo HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\
+    let mut tcp = connect_from(&public, None).await;
+    let mut request = b"POST /upload HTTP/1.1\r\nHost: app.example\r\nConnection: close\r\n\
         Transfer-Encoding: chunked\r\n\r\n4000\r\n"
         .to_vec();
     request.extend_from_slice(&[b'x'; 0x4000]);
-    request.extend_from_slice(b"\r\nnot-a-chunk-size\r\n");
-    let answer = raw_exchange(&public, None, &request).await;
+    tcp.write_all(&request).await.unwrap();
+    // The request reached the local server: then its body breaks.
+    timeout(LIMIT, seen.upload_started.notified())
+        .await
+        .expect("the request did not reach the local server");
+    tcp.write_all(b"\r\nnot-a-chunk-size\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = timeout(LIMIT, tcp.read_to_end(&mut answer))
+        .await
+        .expect("no answer in time");
+    let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer:?}");
     assert!(answer.contains("the request body failed"), "{answer:?}");
     timeout(LIMIT, seen.body_failed.notified())

@@ -251,6 +251,8 @@ pub fn rss_kib(pid: u32) -> u64 {
 pub struct Seen {
     /// An endless body stopped being taken.
     pub abandoned: Notify,
+    /// A request for `/upload` arrived (its body follows).
+    pub upload_started: Notify,
     /// A request body that broke before its end.
     pub body_failed: Notify,
     /// Connections accepted.
@@ -302,6 +304,9 @@ impl http_body::Body for Endless {
 }
 
 async fn local_answer(req: Request<Incoming>, seen: Arc<Seen>) -> Response<LocalBody> {
+    if req.uri().path() == "/upload" {
+        seen.upload_started.notify_one();
+    }
     if req.uri().path() == "/endless" {
         let (tx, rx) = mpsc::channel(1);
         tokio::spawn(async move {
