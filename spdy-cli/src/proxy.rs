@@ -567,8 +567,69 @@ type ProxyBody = Either<Held, Full<Bytes>>;
 ///
 /// So taking every stream needs at least 6 + C/8 addresses (38 with one
 /// tunnel), and until then an address holding nothing is admitted.
+///
+/// Each address also has a budget of requests abandoned before their
+/// answer ([`ABANDONS_PER_ADDRESS`]): those end in a reset the origin
+/// counts against its rapid-reset limit, and one address must not be
+/// able to spend that limit for everyone and close the tunnel.
 #[derive(Default)]
-struct Admission(Mutex<HashMap<String, Load>>);
+struct Admission(Mutex<HashMap<String, Load>>, Mutex<Abandons>);
+
+/// Requests an address may abandon before their answer (its body broken,
+/// or gone, or the origin too slow) per [`ABANDON_WINDOW`]; beyond, its
+/// requests get 429 until the window ends. The origin accepts
+/// `tunnel::ORIGIN_PEER_RESETS` (10,000 per 10 s): it takes 100 addresses
+/// at this rate to reach it.
+const ABANDONS_PER_ADDRESS: u32 = 100;
+const ABANDON_WINDOW: Duration = Duration::from_secs(10);
+/// Addresses whose abandons are counted at once: a bound on the map (the
+/// windows that ended are swept when it is full).
+const MAX_ABANDONING_ADDRESSES: usize = 16_384;
+
+/// Abandoned requests by address: the start of its window and the count.
+#[derive(Default)]
+struct Abandons(HashMap<IpAddr, (Instant, u32)>);
+
+impl Abandons {
+    fn exhausted(&self, ip: IpAddr, now: Instant) -> bool {
+        self.0.get(&ip).is_some_and(|&(start, count)| {
+            now.duration_since(start) < ABANDON_WINDOW && count >= ABANDONS_PER_ADDRESS
+        })
+    }
+
+    fn record(&mut self, ip: IpAddr, now: Instant) {
+        if self.0.len() >= MAX_ABANDONING_ADDRESSES && !self.0.contains_key(&ip) {
+            self.0
+                .retain(|_, (start, _)| now.duration_since(*start) < ABANDON_WINDOW);
+            if self.0.len() >= MAX_ABANDONING_ADDRESSES {
+                return;
+            }
+        }
+        let (start, count) = self.0.entry(ip).or_insert((now, 0));
+        if now.duration_since(*start) >= ABANDON_WINDOW {
+            (*start, *count) = (now, 0);
+        }
+        *count = count.saturating_add(1);
+    }
+}
+
+/// A request waiting for its answer: dropped armed (the client went, its
+/// body broke, the origin was too slow), it counts as abandoned.
+struct Unanswered<'a> {
+    admission: &'a Admission,
+    ip: IpAddr,
+    armed: bool,
+}
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Ok(mut abandons) = self.admission.1.lock() {
+                abandons.record(self.ip, Instant::now());
+            }
+        }
+    }
+}
 
 /// The requests in flight to one name.
 #[derive(Default)]
@@ -611,6 +672,16 @@ impl Admission {
             .0
             .lock()
             .map_err(|_| "the proxy is broken".to_owned())?;
+        let abandoned = self
+            .1
+            .lock()
+            .map_or(true, |a| a.exhausted(ip, Instant::now()));
+        if abandoned {
+            return Err(format!(
+                "more than {ABANDONS_PER_ADDRESS} requests from {ip} abandoned before their \
+                 answer in {ABANDON_WINDOW:?}"
+            ));
+        }
         let load = loads.entry(name.to_owned()).or_default();
         let held = load.by_ip.get(&ip).copied().unwrap_or(0);
         let free = capacity.saturating_sub(load.total);
@@ -910,8 +981,17 @@ async fn forward(
     if let Some(host) = host.as_deref().and_then(|h| HeaderValue::from_str(h).ok()) {
         parts.headers.insert(header::HOST, host);
     }
+    let mut unanswered = Unanswered {
+        admission: in_flight,
+        ip: peer.ip(),
+        armed: true,
+    };
     let sent = send.send_request(Request::from_parts(parts, body));
-    let response = match tokio::time::timeout(RESPONSE_HEAD_TIMEOUT, sent).await {
+    let answered = tokio::time::timeout(RESPONSE_HEAD_TIMEOUT, sent).await;
+    // Answered, or refused by the origin: not the client's doing.
+    unanswered.armed = !matches!(answered, Ok(Ok(_)) | Ok(Err(spdy::Error::Stream(_))));
+    drop(unanswered);
+    let response = match answered {
         Ok(Ok(response)) => response,
         // The client's own body broke (it went away, or sent a malformed
         // one): the tunnel stream is reset already; the answer is the
@@ -1045,6 +1125,41 @@ mod tests {
         assert!(admission.acquire("a", ip(1), 512).is_err());
         drop(two);
         assert!(admission.0.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn abandons_per_address() {
+        let admission = Arc::new(Admission::default());
+        let (ip, other) = (IpAddr::from([192, 0, 2, 1]), IpAddr::from([192, 0, 2, 2]));
+        for _ in 0..ABANDONS_PER_ADDRESS {
+            assert!(admission.acquire("a", ip, 256).is_ok());
+            drop(Unanswered {
+                admission: &admission,
+                ip,
+                armed: true,
+            });
+        }
+        let err = admission.acquire("a", ip, 256).err().unwrap();
+        assert!(err.contains("abandoned"), "{err}");
+        // Answered requests do not count; other addresses are not held
+        // back.
+        drop(Unanswered {
+            admission: &admission,
+            ip: other,
+            armed: false,
+        });
+        assert!(admission.acquire("a", other, 256).is_ok());
+        // The window ends.
+        let now = Instant::now();
+        let later = now + ABANDON_WINDOW;
+        let mut abandons = Abandons::default();
+        for _ in 0..ABANDONS_PER_ADDRESS {
+            abandons.record(ip, now);
+        }
+        assert!(abandons.exhausted(ip, now));
+        assert!(!abandons.exhausted(ip, later));
+        abandons.record(ip, later);
+        assert!(!abandons.exhausted(ip, later));
     }
 
     #[test]
