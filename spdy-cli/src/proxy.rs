@@ -771,7 +771,8 @@ impl Held {
     }
 }
 
-/// Ends a response whose client takes nothing for `send_timeout`.
+/// Ends a response whose client takes nothing for `send_timeout` (found
+/// within twice that: it looks again every `send_timeout` at most).
 async fn watchdog(
     watched: Arc<Mutex<Watched>>,
     mut ended: tokio::sync::oneshot::Receiver<()>,
