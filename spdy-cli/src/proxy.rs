@@ -91,7 +91,7 @@ pub(crate) struct Args {
     tunnel_key: Option<std::path::PathBuf>,
     /// A response whose public client accepts no bytes for this long is
     /// reset (its tunnel stream freed) and the client's connection closed
-    /// (nginx's send_timeout).
+    /// (nginx's send_timeout). 0s: never.
     #[arg(long, default_value = "60s", value_name = "DUR", value_parser = tunnel::parse_duration)]
     send_timeout: Duration,
     /// How long a wrong token waits for its refusal (slows guessing).
@@ -763,7 +763,9 @@ impl Held {
             timed_out: None,
         }));
         let (done, ended) = tokio::sync::oneshot::channel();
-        tokio::spawn(watchdog(watched.clone(), ended, client.clone(), what));
+        if !client.send_timeout.is_zero() {
+            tokio::spawn(watchdog(watched.clone(), ended, client.clone(), what));
+        }
         Held {
             watched,
             _done: done,
