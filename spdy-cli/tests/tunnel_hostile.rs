@@ -322,7 +322,7 @@ async fn a_hostile_origin_cannot_answer_at_the_connection_level() {
 /// Wrong tokens: each refused with 401, after a delay (here 60 s, longer
 /// than any wait of the test) while at most 4 from one address wait; the
 /// next from that address is refused at once, another address is
-/// delayed again.
+/// delayed again, and an origin with the right token is served.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_tokens_are_delayed_within_a_bound_per_address() {
     let (mut proxy, _public, tunnel) = proxy_with("127.0.0.1:0", &["--refusal-delay", "60s"]).await;
@@ -346,6 +346,9 @@ async fn wrong_tokens_are_delayed_within_a_bound_per_address() {
     other.write_all(attempt).await.unwrap();
     let line = proxy.wait_for("refusing in").await;
     assert!(line.contains("127.0.0.3"), "{line}");
+    // Meanwhile an origin with the token is served.
+    let _origin = origin(&tunnel, "good", TOKEN, &["--dir", "."]).await;
+    proxy.wait_for("origin good connected").await;
 }
 
 /// An absolute-form target whose authority differs from Host: 400, not
