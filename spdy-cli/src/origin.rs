@@ -291,7 +291,9 @@ where
         let backend = backend.clone();
         async move { Ok::<_, Infallible>(answer(&backend, req).await) }
     };
-    let server = spdy::server::Builder::new().config(tunnel::session_config());
+    // (A higher peer-reset limit than other servers: see
+    // `ORIGIN_PEER_RESETS`.)
+    let server = spdy::server::Builder::new().config(tunnel::origin_session_config());
     match server
         .serve_connection_until(io, service, shutdown::stopped(stopped))
         .await

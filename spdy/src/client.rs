@@ -133,16 +133,27 @@ impl SendRequest {
             unidirectional: false,
         };
         let (send, mut recv) = self.handle.open_stream(block, options)?;
+        // A body that fails resets the stream, which wakes nothing on our
+        // side: the body task reports its failure here, or the wait for the
+        // reply would never end.
+        let (failed, mut body_failed) = tokio::sync::oneshot::channel();
         if fin {
             drop(send);
         } else {
             tokio::spawn(async move {
                 // A failure is reported to the peer by a reset, and to the
-                // caller through the response.
-                let _ = send_body(body, send).await;
+                // caller here (before the reply) or through the response.
+                if let Err(e @ Error::Body(_)) = send_body(body, send).await {
+                    let _ = failed.send(e);
+                }
             });
         }
-        let reply = recv.reply().await?;
+        let reply = tokio::select! {
+            reply = recv.reply() => reply?,
+            // (A body sent whole drops the sender: this branch is then
+            // disabled and the reply awaited alone.)
+            Ok(e) = &mut body_failed => return Err(e),
+        };
         match headers::response_parts(self.version, &reply) {
             Ok(parts) => {
                 // A body shorter or longer than its Content-Length is an

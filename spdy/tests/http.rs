@@ -281,3 +281,43 @@ async fn a_reset_request_drops_its_service_future() {
         drop(session);
     }
 }
+
+/// A request body that fails mid-way: `send_request` returns the body's
+/// error at once (it used to wait forever for a reply to a stream it had
+/// reset itself), and the session still serves the next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_body_failing_mid_way_ends_send_request() {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// One chunk of data, then an error.
+    struct Breaks(bool);
+    impl http_body::Body for Breaks {
+        type Data = Bytes;
+        type Error = std::io::Error;
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+            if std::mem::replace(&mut self.0, true) {
+                return Poll::Ready(Some(Err(std::io::Error::other("cut"))));
+            }
+            Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::from(pattern(1000))))))
+        }
+    }
+
+    for version in Version::ALL {
+        let send = connect(version).await;
+        let request = Request::post("http://test/echo")
+            .body(Breaks(false))
+            .unwrap();
+        match timeout(LIMIT, send.send_request(request)).await {
+            Ok(Err(spdy::Error::Body(e))) => assert_eq!(e.to_string(), "cut"),
+            Ok(other) => panic!("SPDY/{version}: {other:?}"),
+            Err(_) => panic!("SPDY/{version}: send_request never returned"),
+        }
+        let request = Request::get("http://test/after").body(Empty::<Bytes>::new());
+        let response = timeout(LIMIT, send.send_request(request.unwrap())).await;
+        assert_eq!(response.unwrap().unwrap().status(), StatusCode::OK);
+    }
+}
