@@ -409,6 +409,9 @@ where
     let mut http1 = hyper::server::conn::http1::Builder::new();
     // The timer lets hyper time out a client slow to send its headers.
     http1.timer(TokioTimer::new());
+    // What a client can make us buffer of a request head (hyper's default
+    // is about 400 KiB per connection).
+    http1.max_buf_size(64 * 1024);
     let connection = http1
         .serve_connection(TokioIo::new(io), hyper_service)
         .with_upgrades();

@@ -26,9 +26,13 @@ use super::flow::Window;
 use crate::header_block::HeaderBlock;
 
 /// DATA pieces shorter than this are copied into the stream's own buffer
-/// rather than kept as slices of the read buffer, so that a trickle of tiny
-/// frames cannot pin many large read buffers in memory.
-const COPY_BELOW: usize = 1024;
+/// rather than kept as slices of the read buffer: a slice keeps its whole
+/// read buffer (the driver reads 64 KiB at a time) alive, so a peer that
+/// interleaves small frames of streams nobody reads could otherwise make
+/// each buffered byte pin 64 times its size. At 16 KiB the unread data of
+/// a session costs at most 4 times its window, and full-size frames (ours
+/// are 16 KiB) are still kept without a copy.
+const COPY_BELOW: usize = 16 * 1024;
 
 #[derive(Debug)]
 pub(crate) struct Stream {
@@ -215,14 +219,31 @@ mod tests {
         let mut s = stream();
         s.push_recv(Bytes::from_static(b"ab"));
         s.push_recv(Bytes::from_static(b"cd"));
-        s.push_recv(Bytes::from(vec![b'x'; 2000]));
+        s.push_recv(Bytes::from(vec![b'x'; 20_000]));
         s.push_recv(Bytes::from_static(b"ef"));
-        assert_eq!(s.recv_buffered, 2006);
+        assert_eq!(s.recv_buffered, 20_006);
         assert_eq!(s.pop_recv(3).unwrap(), Bytes::from_static(b"abc"));
         assert_eq!(s.pop_recv(100).unwrap(), Bytes::from_static(b"d"));
-        assert_eq!(s.pop_recv(5000).unwrap().len(), 2000);
-        assert_eq!(s.pop_recv(5000).unwrap(), Bytes::from_static(b"ef"));
-        assert_eq!(s.pop_recv(5000), None);
+        assert_eq!(s.pop_recv(50_000).unwrap().len(), 20_000);
+        assert_eq!(s.pop_recv(50_000).unwrap(), Bytes::from_static(b"ef"));
+        assert_eq!(s.pop_recv(50_000), None);
         assert_eq!(s.recv_buffered, 0);
+    }
+
+    #[test]
+    fn a_small_piece_does_not_keep_its_read_buffer_alive() {
+        let mut s = stream();
+        let read_buffer = Bytes::from(vec![7u8; 64 * 1024]);
+        let range = read_buffer.as_ptr_range();
+        s.push_recv(read_buffer.slice(1000..9000));
+        let kept = s.pop_recv(usize::MAX).unwrap();
+        assert_eq!(kept.len(), 8000);
+        assert!(
+            !range.contains(&kept.as_ptr()),
+            "an 8 KB piece was kept as a slice"
+        );
+        // A full-size frame is kept as it is, without a copy.
+        s.push_recv(read_buffer.slice(0..COPY_BELOW));
+        assert_eq!(s.pop_recv(usize::MAX).unwrap().as_ptr(), range.start);
     }
 }
