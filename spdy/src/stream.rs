@@ -253,7 +253,10 @@ impl RecvStream {
         state
             .slots
             .get_mut(&self.id)
-            .map(|slot| slot.headers.drain(..).collect())
+            .map(|slot| {
+                slot.header_bytes = 0;
+                slot.headers.drain(..).collect()
+            })
             .unwrap_or_default()
     }
 }

@@ -19,6 +19,16 @@ use crate::error::Error;
 /// HEADERS frames kept per stream until the application reads them; a peer
 /// sending more resets the stream instead of growing memory.
 pub(crate) const MAX_PENDING_HEADERS: usize = 16;
+/// Bytes of those blocks (names and values) kept per stream: one block of
+/// the largest size the decoder accepts. Without it 16 blocks of 64 KiB,
+/// which zlib sends for a few hundred bytes, could wait on each of 100
+/// streams: 100 MiB per connection.
+pub(crate) const MAX_PENDING_HEADER_BYTES: usize = 64 * 1024;
+
+/// The memory a header block holds, near enough: its names and values.
+fn block_bytes(block: &HeaderBlock) -> usize {
+    block.iter().map(|(n, v)| n.len() + v.len() + 8).sum()
+}
 
 /// A stream the peer opened, waiting for `accept`.
 #[derive(Debug)]
@@ -38,6 +48,8 @@ pub(crate) struct Slot {
     pub(crate) reply_taken: bool,
     /// HEADERS frames received, oldest first.
     pub(crate) headers: VecDeque<HeaderBlock>,
+    /// Their size (see `block_bytes`).
+    pub(crate) header_bytes: usize,
     /// Why the stream ended abnormally.
     pub(crate) error: Option<Error>,
     /// Why our sending side ended early while the peer's data stays
@@ -163,9 +175,16 @@ impl State {
                 }
             }
             Event::Headers { id, headers, .. } => {
+                let size = block_bytes(&headers);
                 let overflow = match self.slots.get_mut(&id) {
-                    Some(slot) if slot.headers.len() >= MAX_PENDING_HEADERS => true,
+                    Some(slot)
+                        if slot.headers.len() >= MAX_PENDING_HEADERS
+                            || slot.header_bytes + size > MAX_PENDING_HEADER_BYTES =>
+                    {
+                        true
+                    }
                     Some(slot) => {
+                        slot.header_bytes += size;
                         slot.headers.push_back(headers);
                         wake(&mut slot.recv_waker);
                         false
