@@ -18,7 +18,11 @@
 //! is its stream windows (for each stream) and, in SPDY/3.1, its session
 //! window (for all streams together); a WINDOW_UPDATE is sent only when the
 //! application [releases](Session::release_capacity) data it has consumed.
-//! Every other queue a peer can grow has a limit in [`Config`].
+//! What we buffer to send is bounded the same way: per stream, what the
+//! peer's windows allow plus a slack (`Config::with_send_slack`). Every
+//! other queue a peer can grow has a limit in [`Config`]. The zlib states
+//! (some 250 KiB to send, 46 KiB to receive) are built at the first header
+//! block each way, so an idle session holds well under 1 KiB.
 //!
 //! ```
 //! use std::time::Instant;
