@@ -119,6 +119,33 @@ fn a_peer_that_never_opens_its_windows_costs_at_most_its_window_per_stream() {
     }
 }
 
+/// The room `poll_capacity` reports is still there when the writer uses
+/// it: a driver asks, unlocks, then writes, and meanwhile other streams may
+/// send (spending the SPDY/3.1 session window) and the peer may lower its
+/// initial window. Neither takes room away; only the stream's own writes do.
+#[test]
+fn reported_room_survives_other_streams_and_a_smaller_initial_window() {
+    for version in [Version::V3, Version::V3_1] {
+        let (mut peer, ids) = server_with_replied_streams(version, Config::default(), 2);
+        let (a, b) = (sid(ids[0]), sid(ids[1]));
+        let room = peer.session.poll_capacity(a).unwrap();
+        assert_eq!(room, WINDOW + SLACK, "{version}");
+        // Stream b spends the whole session window (in 3.1).
+        assert_eq!(fill(&mut peer, ids[1], WINDOW), WINDOW, "{version}");
+        peer.frames();
+        peer.send(&[Frame::Settings(Settings::new(vec![Setting::new(
+            SettingId::InitialWindowSize,
+            1024,
+        )]))]);
+        peer.events();
+        peer.session
+            .send_data(a, Bytes::from(vec![1u8; room]), false)
+            .unwrap_or_else(|e| panic!("{version}: {e}"));
+        assert_eq!(peer.session.send_capacity(a), Ok(0), "{version}");
+        assert!(peer.session.send_capacity(b).is_err(), "{version}: b ended");
+    }
+}
+
 /// Without windows (SPDY/2, or a peer without flow control) the bound is
 /// `max_send_buffer`, as before.
 #[test]
