@@ -14,9 +14,9 @@ use spdy_proto::frame::{
     Settings, StreamId, SynReply, SynStream, Version, WindowUpdate,
 };
 use spdy_proto::header_block::{HeaderBlock, HeaderBlockError};
-use spdy_proto::session::{Config, Event, Flood, Role, Session, SessionError};
+use spdy_proto::session::{Config, Event, Flood, OpenOptions, Role, Session, SessionError};
 use spdy_proto::{DecodeLimits, FrameEncoder};
-use support::{request, response, sid, Peer};
+use support::{request, response, sid, Pair, Peer};
 
 /// Our default stream window, the peer's session window before it raises
 /// it, and our largest DATA frame (the send slack).
@@ -116,6 +116,33 @@ fn a_peer_that_never_opens_its_windows_costs_at_most_its_window_per_stream() {
         } else {
             assert_eq!(total_sent, WINDOW * ids.len(), "{version}");
         }
+    }
+}
+
+/// The room `poll_capacity` reports is still there when the writer uses
+/// it: a driver asks, unlocks, then writes, and meanwhile other streams may
+/// send (spending the SPDY/3.1 session window) and the peer may lower its
+/// initial window. Neither takes room away; only the stream's own writes do.
+#[test]
+fn reported_room_survives_other_streams_and_a_smaller_initial_window() {
+    for version in [Version::V3, Version::V3_1] {
+        let (mut peer, ids) = server_with_replied_streams(version, Config::default(), 2);
+        let (a, b) = (sid(ids[0]), sid(ids[1]));
+        let room = peer.session.poll_capacity(a).unwrap();
+        assert_eq!(room, WINDOW + SLACK, "{version}");
+        // Stream b spends the whole session window (in 3.1).
+        assert_eq!(fill(&mut peer, ids[1], WINDOW), WINDOW, "{version}");
+        peer.frames();
+        peer.send(&[Frame::Settings(Settings::new(vec![Setting::new(
+            SettingId::InitialWindowSize,
+            1024,
+        )]))]);
+        peer.events();
+        peer.session
+            .send_data(a, Bytes::from(vec![1u8; room]), false)
+            .unwrap_or_else(|e| panic!("{version}: {e}"));
+        assert_eq!(peer.session.send_capacity(a), Ok(0), "{version}");
+        assert!(peer.session.send_capacity(b).is_err(), "{version}: b ended");
     }
 }
 
@@ -652,6 +679,91 @@ fn a_header_block_whose_counts_do_not_match_ends_the_session() {
             let block = deflate_first_block(version, plain);
             peer.send_raw(&raw_syn_stream(version, 1, &block));
             assert_ended_by_block(&mut peer, version, expected);
+        }
+    }
+}
+
+// ===== 7. memory of an idle session =====
+
+/// Heap bytes `value` holds: what dropping it frees (the counting
+/// allocator of `allocation-counter` counts per thread).
+fn held_by<T>(value: T) -> i64 {
+    -allocation_counter::measure(|| drop(value)).bytes_current
+}
+
+/// A client and a server session that exchanged their SETTINGS (and, in
+/// SPDY/3.1, session WINDOW_UPDATEs) and one PING, through the shared
+/// test harness.
+fn idle_pair(version: Version) -> Pair {
+    let mut pair = Pair::new(version);
+    pair.run();
+    pair.client.ping(pair.now).unwrap();
+    pair.run();
+    let events = pair.take_client_events();
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Pong { .. })),
+        "{version}: {events:?}"
+    );
+    pair.take_server_events();
+    pair
+}
+
+/// What a session that has exchanged only SETTINGS and PING holds: no
+/// zlib state (each direction's is built at its first header block; the
+/// two cost about 200 KiB together), so an idle connection stays small.
+/// Bound: 8 KiB per session, the session's share of the 16 KiB an idle
+/// connection may cost.
+#[test]
+fn an_idle_session_holds_under_8_kib() {
+    const BOUND: i64 = 8 * 1024;
+    for version in Version::ALL {
+        let pair = idle_pair(version);
+        let client = held_by(pair.client);
+        let server = held_by(pair.server);
+        println!("{version}: idle client session {client} bytes, server session {server} bytes");
+        assert!(client <= BOUND, "{version}: client holds {client} bytes");
+        assert!(server <= BOUND, "{version}: server holds {server} bytes");
+    }
+}
+
+/// What the first header block in each direction adds, the zlib states
+/// being built then: a deflate stream (about 246 KiB with zlib-rs, almost
+/// all of it its fixed hash table and symbol buffer, whatever the window)
+/// for the first block sent, an inflate stream (about 46 KiB, its 32 KiB
+/// window included) for the first received. Bounds: 64 KiB for a session
+/// that has only received headers, 320 KiB once both directions carried
+/// one.
+#[test]
+fn memory_after_the_first_header_blocks() {
+    let fin = OpenOptions {
+        fin: true,
+        ..OpenOptions::default()
+    };
+    for version in Version::ALL {
+        // The request only: the client deflated, the server inflated.
+        let mut pair = idle_pair(version);
+        pair.client.open_stream(request(version, "/"), fin).unwrap();
+        pair.run();
+        let client_sent = held_by(pair.client);
+        let server_received = held_by(pair.server);
+
+        // And the reply: each side has both streams.
+        let mut pair = idle_pair(version);
+        let id = pair.client.open_stream(request(version, "/"), fin).unwrap();
+        pair.run();
+        pair.server
+            .reply(id, response(version, "200 OK"), true)
+            .unwrap();
+        pair.run();
+        let client_both = held_by(pair.client);
+        let server_both = held_by(pair.server);
+        println!(
+            "{version}: after the request: client {client_sent} bytes, server {server_received} \
+             bytes; after the reply too: client {client_both} bytes, server {server_both} bytes"
+        );
+        assert!(server_received <= 64 * 1024, "{version}: {server_received}");
+        for held in [client_sent, client_both, server_both] {
+            assert!(held <= 320 * 1024, "{version}: {held}");
         }
     }
 }

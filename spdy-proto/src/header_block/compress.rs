@@ -28,8 +28,13 @@ impl Default for CompressConfig {
 /// The sending half of a session's header compression: one zlib deflate
 /// stream, shared by every header block this endpoint sends, primed with the
 /// version's dictionary and flushed with SYNC_FLUSH after each block.
+///
+/// The zlib state (over 100 KiB) is built at the first block, so that a
+/// session that never sends headers (an idle connection) does not pay for
+/// it.
 pub struct HeaderCompressor {
-    deflate: Compress,
+    deflate: Option<Compress>,
+    config: CompressConfig,
     version: Version,
     scratch: Vec<u8>,
     validate: bool,
@@ -40,8 +45,8 @@ impl std::fmt::Debug for HeaderCompressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HeaderCompressor")
             .field("version", &self.version)
-            .field("total_in", &self.deflate.total_in())
-            .field("total_out", &self.deflate.total_out())
+            .field("total_in", &self.deflate.as_ref().map(Compress::total_in))
+            .field("total_out", &self.deflate.as_ref().map(Compress::total_out))
             .field("validate", &self.validate)
             .field("broken", &self.broken)
             .finish()
@@ -51,20 +56,30 @@ impl std::fmt::Debug for HeaderCompressor {
 impl HeaderCompressor {
     /// A new stream for `version`.
     pub fn new(version: Version, config: CompressConfig) -> HeaderCompressor {
-        let bits = config.window_bits.clamp(9, 15);
-        let mut deflate =
-            Compress::new_with_window_bits(Compression::new(config.level.min(9)), true, bits);
-        // Setting a dictionary on a fresh stream cannot fail.
-        let broken = deflate
-            .set_dictionary(dictionary::for_version(version))
-            .is_err();
         HeaderCompressor {
-            deflate,
+            deflate: None,
+            config,
             version,
             scratch: Vec::new(),
             validate: true,
-            broken,
+            broken: false,
         }
+    }
+
+    /// Builds the zlib stream, primed with the version's dictionary.
+    fn start(&mut self) -> Result<(), HeaderBlockError> {
+        if self.deflate.is_some() {
+            return Ok(());
+        }
+        let bits = self.config.window_bits.clamp(9, 15);
+        let level = Compression::new(self.config.level.min(9));
+        let mut deflate = Compress::new_with_window_bits(level, true, bits);
+        // Setting a dictionary on a fresh stream cannot fail.
+        deflate
+            .set_dictionary(dictionary::for_version(self.version))
+            .map_err(|e| HeaderBlockError::Compress(e.to_string()))?;
+        self.deflate = Some(deflate);
+        Ok(())
     }
 
     /// Whether blocks are checked against the spec's rules before they are
@@ -108,7 +123,9 @@ impl HeaderCompressor {
             });
         }
         let start = dst.len();
-        let result = self.deflate_into(start, max_out, dst);
+        let result = self
+            .start()
+            .and_then(|()| self.deflate_into(start, max_out, dst));
         if result.is_err() {
             dst.truncate(start);
             self.broken = true;
@@ -122,22 +139,25 @@ impl HeaderCompressor {
         max_out: usize,
         dst: &mut BytesMut,
     ) -> Result<(), HeaderBlockError> {
+        let Some(deflate) = self.deflate.as_mut() else {
+            return Err(HeaderBlockError::Compress("stream not started".into()));
+        };
         let mut room = Self::bound(self.scratch.len()).min(max_out.saturating_add(1));
         let mut consumed = 0;
         let mut written = 0;
         loop {
             dst.resize(start + room, 0);
-            let in_before = self.deflate.total_in();
-            let out_before = self.deflate.total_out();
-            self.deflate
+            let in_before = deflate.total_in();
+            let out_before = deflate.total_out();
+            deflate
                 .compress(
                     &self.scratch[consumed..],
                     &mut dst[start + written..],
                     FlushCompress::Sync,
                 )
                 .map_err(|e| HeaderBlockError::Compress(e.to_string()))?;
-            let took = (self.deflate.total_in() - in_before) as usize;
-            let gave = (self.deflate.total_out() - out_before) as usize;
+            let took = (deflate.total_in() - in_before) as usize;
+            let gave = (deflate.total_out() - out_before) as usize;
             consumed += took;
             written += gave;
             // The flush is complete once all input is in and deflate stopped

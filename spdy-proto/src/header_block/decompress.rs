@@ -19,8 +19,12 @@ const SYNC_FLUSH_MARKER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// Each call consumes one frame's compressed block completely, even when the
 /// result is too large, so that the stream stays in step with the peer's
 /// compressor and a bad block costs one stream, not the session.
+///
+/// The zlib state (some 40 KiB with its window) is built at the first
+/// block, so that a session that never receives headers does not pay for
+/// it.
 pub struct HeaderDecompressor {
-    inflate: Decompress,
+    inflate: Option<Decompress>,
     dictionary: &'static [u8],
     max_len: usize,
     broken: bool,
@@ -29,8 +33,11 @@ pub struct HeaderDecompressor {
 impl std::fmt::Debug for HeaderDecompressor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HeaderDecompressor")
-            .field("total_in", &self.inflate.total_in())
-            .field("total_out", &self.inflate.total_out())
+            .field("total_in", &self.inflate.as_ref().map(Decompress::total_in))
+            .field(
+                "total_out",
+                &self.inflate.as_ref().map(Decompress::total_out),
+            )
             .field("max_len", &self.max_len)
             .field("broken", &self.broken)
             .finish()
@@ -42,7 +49,7 @@ impl HeaderDecompressor {
     /// bytes once decompressed.
     pub fn new(version: Version, max_len: usize) -> HeaderDecompressor {
         HeaderDecompressor {
-            inflate: Decompress::new(true),
+            inflate: None,
             dictionary: dictionary::for_version(version),
             max_len,
             broken: false,
@@ -84,6 +91,8 @@ impl HeaderDecompressor {
             ));
         }
         let limit = self.max_len;
+        let dictionary = self.dictionary;
+        let inflate = self.inflate.get_or_insert_with(|| Decompress::new(true));
         // Header blocks compress about 3 to 10 times; start there, grow as
         // needed, and never hold more than the limit plus one growth step.
         let first = input
@@ -93,35 +102,31 @@ impl HeaderDecompressor {
             .min(limit.saturating_add(1));
         let mut out: Vec<u8> = Vec::with_capacity(first);
         let mut discarded = 0usize;
-        let start_in = self.inflate.total_in();
+        let start_in = inflate.total_in();
         loop {
-            let consumed = (self.inflate.total_in() - start_in) as usize;
-            let before_out = self.inflate.total_out();
-            let before_in = self.inflate.total_in();
+            let consumed = (inflate.total_in() - start_in) as usize;
+            let before_out = inflate.total_out();
+            let before_in = inflate.total_in();
             if out.len() == out.capacity() {
                 // Exact growth: `reserve` could double past the limit.
                 out.reserve_exact(out.capacity().clamp(256, 64 * 1024));
             }
-            let status = match self.inflate.decompress_vec(
-                &input[consumed..],
-                &mut out,
-                FlushDecompress::Sync,
-            ) {
-                Ok(status) => status,
-                Err(e) => match e.needs_dictionary() {
-                    // zlib asks for the preset dictionary after reading the
-                    // stream header; give it and carry on from total_in().
-                    Some(_) => {
-                        self.inflate
-                            .set_dictionary(self.dictionary)
-                            .map_err(|e| HeaderBlockError::Decompress(e.to_string()))?;
-                        continue;
-                    }
-                    None => return Err(HeaderBlockError::Decompress(e.to_string())),
-                },
-            };
-            let progressed =
-                self.inflate.total_out() != before_out || self.inflate.total_in() != before_in;
+            let status =
+                match inflate.decompress_vec(&input[consumed..], &mut out, FlushDecompress::Sync) {
+                    Ok(status) => status,
+                    Err(e) => match e.needs_dictionary() {
+                        // zlib asks for the preset dictionary after reading the
+                        // stream header; give it and carry on from total_in().
+                        Some(_) => {
+                            inflate
+                                .set_dictionary(dictionary)
+                                .map_err(|e| HeaderBlockError::Decompress(e.to_string()))?;
+                            continue;
+                        }
+                        None => return Err(HeaderBlockError::Decompress(e.to_string())),
+                    },
+                };
+            let progressed = inflate.total_out() != before_out || inflate.total_in() != before_in;
             if out.len() > limit {
                 discarded = discarded.saturating_add(out.len());
                 out.clear();
@@ -129,7 +134,7 @@ impl HeaderDecompressor {
                     return Err(HeaderBlockError::Bomb { limit });
                 }
             }
-            let all_in = (self.inflate.total_in() - start_in) as usize == input.len();
+            let all_in = (inflate.total_in() - start_in) as usize == input.len();
             // Done when all input is consumed and inflate stopped for lack of
             // input rather than of output space.
             if all_in && out.len() < out.capacity() {

@@ -151,10 +151,12 @@ impl Config {
         self
     }
 
-    /// Outbound bytes buffered per stream before
-    /// [`send_capacity`](super::Session::send_capacity) reports none: what a
-    /// peer that never opens its window can make us hold per stream.
-    /// Default 256 KiB.
+    /// Outbound bytes buffered per stream at most, whatever the windows:
+    /// the bound when the peer does no flow control (SPDY/2, see
+    /// [`with_peer_flow_control`](Self::with_peer_flow_control)). With flow
+    /// control the peer's window plus
+    /// [`with_send_slack`](Self::with_send_slack) is usually the lower
+    /// bound. Default 256 KiB.
     pub fn with_max_send_buffer(mut self, bytes: usize) -> Config {
         self.max_send_buffer = bytes.max(1);
         self

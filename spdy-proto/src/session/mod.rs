@@ -18,7 +18,11 @@
 //! is its stream windows (for each stream) and, in SPDY/3.1, its session
 //! window (for all streams together); a WINDOW_UPDATE is sent only when the
 //! application [releases](Session::release_capacity) data it has consumed.
-//! Every other queue a peer can grow has a limit in [`Config`].
+//! What we buffer to send is bounded the same way: per stream, what the
+//! peer's windows allow plus a slack (`Config::with_send_slack`). Every
+//! other queue a peer can grow has a limit in [`Config`]. The zlib states
+//! (some 250 KiB to send, 46 KiB to receive) are built at the first header
+//! block each way, so an idle session holds well under 1 KiB.
 //!
 //! ```
 //! use std::time::Instant;
@@ -718,8 +722,10 @@ impl Session {
     }
 
     /// Bytes [`send_data`](Self::send_data) accepts now on `id`: what the
-    /// stream may hold queued ([`send_allowance`](Self::send_allowance))
-    /// less what it holds.
+    /// stream may hold queued less what it holds. A stream may hold what
+    /// the peer's windows let it send now plus a slack
+    /// ([`Config::with_send_slack`]), and never more than
+    /// [`Config::with_max_send_buffer`].
     pub fn send_capacity(&self, id: StreamId) -> Result<usize, UserError> {
         let stream = self.streams.get(&id).ok_or(UserError::UnknownStream(id))?;
         if stream.local_closed || stream.fin_queued {
@@ -730,21 +736,23 @@ impl Session {
             .saturating_sub(stream.send_queued))
     }
 
-    /// What a stream may hold queued: what the peer's windows let it send
-    /// now plus some slack (`Config::with_send_slack`, one DATA frame by
-    /// default, so the next frame is ready when an update arrives), and
-    /// never more than `max_send_buffer`. A peer that
-    /// stops reading thus costs at most its window per stream, not our
-    /// buffer size. The SPDY/3.1 session window counts too: when it is
-    /// spent, every stream holds at most the slack. Without flow control
+    /// What a stream may hold queued: what the peer's stream window lets
+    /// it send now plus some slack (one DATA frame by default, so the next
+    /// frame is ready when an update arrives), and never more than
+    /// `max_send_buffer`. A peer that stops reading thus costs at most its
+    /// window per stream, not our buffer size. Without flow control
     /// (SPDY/2, `peer_flow_control = false`) the windows are unlimited and
     /// `max_send_buffer` is the bound.
+    ///
+    /// The room this leaves only shrinks by the stream's own writes: data
+    /// sent takes as much off the window as off the queue, and a lowered
+    /// initial window is not counted (`send_granted`). The SPDY/3.1 session
+    /// window is left out for the same reason: other streams' sends would
+    /// shrink it between a writer's `poll_capacity` and its `send_data`.
     fn send_allowance(&self, stream: &Stream) -> usize {
-        let mut window = stream.send_window.available();
-        if self.version == Some(Version::V3_1) && self.config.peer_flow_control {
-            window = window.min(self.conn_send_window.available());
-        }
-        window
+        stream
+            .send_granted
+            .available()
             .saturating_add(self.config.send_slack)
             .min(self.config.max_send_buffer)
     }
@@ -770,7 +778,7 @@ impl Session {
     }
 
     /// [`notify_writable`](Self::notify_writable) for every stream waiting
-    /// for room (after the session window or every stream window grew).
+    /// for room (after every stream window grew).
     pub(crate) fn notify_all_writable(&mut self) {
         let waiting: Vec<StreamId> = self
             .streams

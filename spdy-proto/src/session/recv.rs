@@ -710,6 +710,9 @@ impl Session {
         let mut reopened = Vec::new();
         for (id, stream) in self.streams.iter_mut() {
             let before = stream.send_window.available();
+            if delta > 0 {
+                let _ = stream.send_granted.adjust(delta, i64::MAX / 8);
+            }
             if stream.send_window.adjust(delta, max).is_err() {
                 overflowed.push(*id);
             } else if before == 0 && stream.send_window.available() > 0 {
@@ -795,7 +798,6 @@ impl Session {
                     return;
                 }
                 self.reschedule_all();
-                self.notify_all_writable();
             }
             // SPDY/3 has no session window: nothing to do.
             return;
@@ -816,6 +818,7 @@ impl Session {
             self.stream_error(now, id, RstStatus::FlowControlError);
             return;
         }
+        let _ = stream.send_granted.increase(frame.delta, i64::MAX / 8);
         if was_blocked {
             self.schedule(id);
         }

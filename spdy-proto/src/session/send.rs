@@ -208,6 +208,7 @@ impl Session {
             let chunk = take_chunk(&mut stream.send_queue, n);
             stream.send_queued -= chunk.len();
             stream.send_window.consume(chunk.len());
+            stream.send_granted.consume(chunk.len());
             let fin = stream.send_queued == 0 && stream.fin_queued && stream.trailers.is_none();
             let more = !fin && stream.has_send_work();
             (chunk, fin, stream.priority, more)

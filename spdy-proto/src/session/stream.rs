@@ -56,6 +56,11 @@ pub(crate) struct Stream {
     /// HEADERS to send after the queued data (trailers), with their FIN.
     pub(crate) trailers: Option<(HeaderBlock, bool)>,
     pub(crate) send_window: Window,
+    /// The send window as the peer opened it, not lowered by a smaller
+    /// SETTINGS_INITIAL_WINDOW_SIZE: what the send buffer is sized by, so
+    /// that the room `send_capacity` reports only shrinks by our own
+    /// writes (a writer that was told of room must find it).
+    pub(crate) send_granted: Window,
     /// In the scheduler's queue.
     pub(crate) scheduled: bool,
     /// The application was told the buffer was full; tell it when room
@@ -117,6 +122,7 @@ impl Stream {
             fin_queued: false,
             trailers: None,
             send_window,
+            send_granted: send_window,
             scheduled: false,
             wants_writable: false,
             replied: false,
