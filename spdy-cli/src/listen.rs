@@ -36,12 +36,17 @@ const FD_RESERVE_MIN: u64 = 64;
 pub(crate) struct CapArgs {
     /// Connections open at once on a port; more are closed as soon as
     /// they are accepted. Clamped under the file-descriptor limit.
-    #[arg(long, default_value_t = 10_000, value_name = "N")]
+    #[arg(long, default_value_t = 10_000, value_name = "N", value_parser = at_least_one())]
     pub(crate) max_connections: usize,
     /// Connections open at once from one client address (one /64 for
     /// IPv6) on a port.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = at_least_one())]
     pub(crate) max_connections_per_ip: usize,
+}
+
+/// A cap of 0 would refuse every connection: a usage error instead.
+fn at_least_one() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::new().range(1..)
 }
 
 /// The caps in force on one listener.

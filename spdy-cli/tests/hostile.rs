@@ -1,5 +1,7 @@
 //! The hostile-peer suite (issue 11): the real `spdy serve` binary attacked
-//! the way a stranger on the internet would, one test per attack class.
+//! the way a stranger on the internet would, one test per attack class;
+//! then the connection caps of `spdy serve` (idle flood, out of file
+//! descriptors) and of both ports of `spdy proxy`.
 //!
 //! Each test asserts three things:
 //! - the precise answer: GOAWAY with its status, RST_STREAM with its status,
@@ -7,11 +9,14 @@
 //! - bounded memory: the server's VmRSS (from /proc) before and after the
 //!   attack, against a bound stated next to the test;
 //! - that a well-behaved client on another connection is still served (a
-//!   real GET with the library client, within a time limit).
+//!   real GET with the library client, or `spdy get` over TLS, within a
+//!   time limit).
 //!
 //! Frames are scripted with spdy-proto's encoder; what the server sends
 //! back is read with its decoder. No sleep is used to wait for anything:
 //! every wait is on an event (a frame, a close, a log line) with a limit.
+//! (RSS is sampled over a short window where an attack's cost could peak
+//! while it is handled: a measurement, not a wait.)
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
