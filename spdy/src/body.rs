@@ -294,6 +294,12 @@ where
     }
     let mut body = std::pin::pin!(body);
     loop {
+        // Room first, then the next piece: a body is not read ahead of a
+        // peer that takes nothing, so a stalled reader costs no piece in
+        // hand (a body that ends or has trailers only waits like data).
+        if !body.is_end_stream() {
+            wait_for_room(&mut send, timeout).await?;
+        }
         let next = match std::future::poll_fn(|cx| body.as_mut().poll_frame(cx)).await {
             None => Next::End,
             Some(Err(e)) => Next::Failed(e.into()),
@@ -323,6 +329,25 @@ where
     }
 }
 
+/// Waits until the stream has room, at most `limit`; a stream that stays
+/// full that long is reset with CANCEL.
+async fn wait_for_room(
+    send: &mut SendStream,
+    limit: Option<std::time::Duration>,
+) -> Result<usize, Error> {
+    let room = std::future::poll_fn(|cx| send.poll_capacity(cx));
+    match limit {
+        None => room.await,
+        Some(limit) => match tokio::time::timeout(limit, room).await {
+            Ok(room) => room,
+            Err(_) => {
+                let _ = send.reset(RstStatus::Cancel);
+                Err(Error::SendTimeout(limit))
+            }
+        },
+    }
+}
+
 /// Writes `data`, each wait for room bounded by `limit`.
 async fn write_within(
     send: &mut SendStream,
@@ -330,14 +355,7 @@ async fn write_within(
     limit: std::time::Duration,
 ) -> Result<(), Error> {
     while !data.is_empty() {
-        let room = std::future::poll_fn(|cx| send.poll_capacity(cx));
-        let room = match tokio::time::timeout(limit, room).await {
-            Ok(room) => room?,
-            Err(_) => {
-                let _ = send.reset(RstStatus::Cancel);
-                return Err(Error::SendTimeout(limit));
-            }
-        };
+        let room = wait_for_room(send, Some(limit)).await?;
         let chunk = data.split_to(room.min(data.len()));
         send.send_data(chunk, false)?;
     }

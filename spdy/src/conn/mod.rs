@@ -78,6 +78,8 @@ pub struct Connection<T> {
     reset_budget: Option<(ResetBudget, u64)>,
     /// Our side of the socket is shut down.
     shut_down: bool,
+    /// Output was dropped because the peer did not read it.
+    output_dropped: bool,
     /// The lingering close: its deadline, and the bytes dropped so far.
     linger: Option<(Pin<Box<Sleep>>, usize)>,
 }
@@ -129,6 +131,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
             done: false,
             reset_budget: None,
             shut_down: false,
+            output_dropped: false,
             linger: None,
         };
         (conn, shared)
@@ -382,6 +385,8 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Connection<T> {
             if deadline.as_mut().poll(cx).is_ready() {
                 this.write_queue.clear();
                 this.queued = 0;
+                // The GOAWAY is lost with it: nothing to linger for.
+                this.output_dropped = true;
             }
         }
         if (closed || this.read_closed) && this.write_queue.is_empty() {
@@ -396,7 +401,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Connection<T> {
             // kernel answer them with a reset that can destroy that GOAWAY
             // before the peer reads it. So read and drop for a bounded time
             // first (nginx's lingering close).
-            if matches!(error, Some(Error::Session(_))) && this.poll_linger(cx).is_pending() {
+            if matches!(error, Some(Error::Session(_)))
+                && !this.output_dropped
+                && this.poll_linger(cx).is_pending()
+            {
                 return Poll::Pending;
             }
             this.done = true;
