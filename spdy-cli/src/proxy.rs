@@ -253,6 +253,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     // most DRAIN), exit 0.
     let stopped = shutdown::on_signal("spdy proxy");
     let mut connections = tokio::task::JoinSet::new();
+    let reset_budgets = spdy::server::ResetBudgets::new(crate::serve::RESETS_PER_ADDRESS);
     loop {
         while connections.try_join_next().is_some() {}
         let (tcp, peer, guard) = tokio::select! {
@@ -261,7 +262,13 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         };
         let _ = tcp.set_nodelay(true);
         let (registry, in_flight) = (registry.clone(), in_flight.clone());
-        let public_tls = public_tls.clone();
+        // A SPDY client's resets count against its address's budget too.
+        let public_tls = public_tls.as_ref().map(|acceptor| {
+            let budget = reset_budgets.for_address(peer.ip());
+            acceptor
+                .clone()
+                .spdy(spdy::server::Builder::new().reset_budget(budget))
+        });
         let stop = shutdown::stopped(stopped.clone());
         connections.spawn(async move {
             let stalled = Arc::new(tokio::sync::Notify::new());

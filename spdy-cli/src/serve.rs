@@ -38,7 +38,7 @@ use crate::shutdown;
 /// Streams the clients of one address may cancel before their answer (or
 /// make us reset) per period, over all their connections: what one session
 /// allows. A client that leaves a response under way is not counted.
-const RESETS_PER_ADDRESS: spdy_proto::session::RateLimit =
+pub(crate) const RESETS_PER_ADDRESS: spdy_proto::session::RateLimit =
     spdy_proto::session::RateLimit::new(1000, Duration::from_secs(10));
 
 /// Bytes read from a file per piece handed to the connection: small at
