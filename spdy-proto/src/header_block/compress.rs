@@ -162,7 +162,11 @@ impl HeaderCompressor {
     ) -> Result<(), HeaderBlockError> {
         let mut plain = Vec::new();
         block::write(block, self.version, &mut plain)?;
-        let header = if self.stored_started { 0 } else { 6 };
+        let header = if self.stored_started {
+            0
+        } else {
+            ZLIB_HEADER_LEN
+        };
         let len = stored_len(plain.len()).saturating_add(header);
         if len > max_out {
             return Err(HeaderBlockError::TooLong {
@@ -238,6 +242,9 @@ impl HeaderCompressor {
 /// Most bytes one stored deflate block carries (its LEN is 16 bits).
 const STORED_MAX: usize = 0xffff;
 
+/// CMF, FLG and the 4-byte DICTID.
+const ZLIB_HEADER_LEN: usize = 6;
+
 /// Bytes `len` plain bytes take as stored blocks plus the empty stored
 /// block of the flush: 5 bytes of header per block.
 fn stored_len(len: usize) -> usize {
@@ -249,6 +256,7 @@ fn stored_len(len: usize) -> usize {
 /// before it (after the zlib header or a previous stored block), so the 3
 /// header bits BFINAL=0, BTYPE=00 and their padding are one zero byte.
 fn put_stored(dst: &mut BytesMut, data: &[u8]) {
+    debug_assert!(data.len() <= STORED_MAX);
     let len = data.len() as u16; // callers pass at most STORED_MAX bytes
     dst.extend_from_slice(&[0]);
     dst.extend_from_slice(&len.to_le_bytes());
@@ -461,5 +469,34 @@ mod tests {
             block::parse(rx.decompress(&wire).unwrap(), Version::V3).unwrap(),
             sample(0)
         );
+    }
+
+    #[test]
+    fn level_0_matches_zlib_stored_output() {
+        // zlib at level 0 with SYNC_FLUSH writes the same stored block and
+        // flush marker; its header differs only in FCHECK (it writes 31
+        // where 0 also makes a multiple of 31).
+        for version in Version::ALL {
+            let mut ours = HeaderCompressor::new(version, STORE);
+            let mut zlib = Compress::new_with_window_bits(Compression::none(), true, 15);
+            zlib.set_dictionary(dictionary::for_version(version))
+                .unwrap();
+            for i in 0..3 {
+                let mut wire = BytesMut::new();
+                ours.compress(&sample(i), usize::MAX, &mut wire).unwrap();
+                let mut plain = Vec::new();
+                block::write(&sample(i), version, &mut plain).unwrap();
+                let mut theirs = Vec::with_capacity(plain.len() + 64);
+                zlib.compress_vec(&plain, &mut theirs, FlushCompress::Sync)
+                    .unwrap();
+                if i == 0 {
+                    assert_eq!(&theirs[..2], &[0x78, 0x3f], "{version}");
+                    assert_eq!(&wire[..2], &[0x78, 0x20], "{version}");
+                    assert_eq!(&wire[2..], &theirs[2..], "{version} block 0");
+                } else {
+                    assert_eq!(&wire[..], &theirs[..], "{version} block {i}");
+                }
+            }
+        }
     }
 }
