@@ -24,6 +24,7 @@ use std::time::Duration;
 use http::{Request, Response, StatusCode};
 use http_body::Body;
 use spdy_proto::frame::{RstStatus, Version};
+use spdy_proto::header_block::CompressConfig;
 use spdy_proto::header_block::HeaderBlock;
 use spdy_proto::session::{Config, Role};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -101,11 +102,19 @@ pub const DEFAULT_RECV_TIMEOUT: Duration = Duration::from_secs(60);
 /// limits, plus what a server facing strangers needs and a client does
 /// not: an idle timeout ([`DEFAULT_IDLE_TIMEOUT`]) and keepalive PINGs
 /// ([`DEFAULT_KEEPALIVE_IDLE`], [`DEFAULT_KEEPALIVE_TIMEOUT`]), so that a
-/// vanished client does not hold a connection forever.
+/// vanished client does not hold a connection forever; and response
+/// headers sent uncompressed (zlib stored blocks, which every SPDY peer
+/// reads), as nginx's `spdy_headers_comp 0` does: a deflate stream costs
+/// about 250 KiB for the life of each connection that answered once, and
+/// compressing secrets beside attacker-chosen text is CRIME's opening.
 pub fn default_config() -> Config {
     Config::default()
         .with_idle_timeout(Some(DEFAULT_IDLE_TIMEOUT))
         .with_keepalive(DEFAULT_KEEPALIVE_IDLE, DEFAULT_KEEPALIVE_TIMEOUT)
+        .with_compression(CompressConfig {
+            level: 0,
+            ..CompressConfig::default()
+        })
 }
 
 impl Default for Builder {

@@ -184,12 +184,6 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
                     state.session.handle_input(now, &mut self.read_buf);
                     charge_resets(&mut self.reset_budget, &mut state);
                     state.dispatch_events();
-                    // Idle: give the large buffer back (DATA already handed
-                    // out keeps its own part alive).
-                    if self.read_buf.is_empty() && state.session.active_streams() == (0, 0) {
-                        self.read_buf = BytesMut::new();
-                        self.write_queue.shrink_to_fit();
-                    }
                 }
                 Poll::Ready(Err(e)) => return Err(e.into()),
                 Poll::Pending => return Ok(()),
@@ -374,6 +368,16 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Connection<T> {
         let (closed, error) = {
             let mut state = this.shared.lock();
             state.dispatch_events();
+            // Idle (no stream, nothing half-read): give the large read
+            // buffer back (DATA handed out keeps its own part alive), so
+            // the many idle connections of a server stay small.
+            if this.read_buf.capacity() > IDLE_READ_CHUNK
+                && this.read_buf.is_empty()
+                && state.session.active_streams() == (0, 0)
+            {
+                this.read_buf = BytesMut::new();
+                this.write_queue.shrink_to_fit();
+            }
             (state.session.is_closed(), state.terminal.clone())
         };
         if closed && !this.write_queue.is_empty() {
