@@ -68,7 +68,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use crate::conn::Shared;
 
 /// Starts a session of `version` in `role` on a connected socket. Spawn the
-/// returned [`Connection`]; use the [`Handle`].
+/// returned [`Connection`]; use the [`Handle`]. On TCP, set `TCP_NODELAY`
+/// first: frames are written whole, and Nagle's algorithm would hold a
+/// small one for the peer's delayed ACK.
 pub fn handshake<T>(io: T, role: Role, version: Version, config: Config) -> (Handle, Connection<T>)
 where
     T: AsyncRead + AsyncWrite + Unpin,

@@ -350,7 +350,9 @@ impl fmt::Display for Refused {
 /// the server negotiated. Interim responses (100, 102, 103) are skipped.
 ///
 /// Nothing here times out: wrap the call in `tokio::time::timeout` against
-/// a server that never answers.
+/// a server that never answers. On TCP, set `TCP_NODELAY` first (as
+/// `Client::connect` does): with Nagle's algorithm, DATA let out by a small
+/// window update waits for the peer's delayed ACK.
 pub async fn connect<T>(
     io: T,
     request: impl Into<UpgradeRequest>,

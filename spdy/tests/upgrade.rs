@@ -97,6 +97,7 @@ where
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
             let respond = respond.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
@@ -709,6 +710,10 @@ async fn forward_setup() -> Forward {
     let (outcomes_tx, outcomes) = mpsc::unbounded_channel();
     let kubelet = portforward_server(sessions_tx, outcomes_tx).await;
     let tcp = TcpStream::connect(kubelet).await.unwrap();
+    // As every real client does: with Nagle's algorithm, two frames in a
+    // row wait for a delayed ACK (40 ms) whenever a window update lets out
+    // less than a segment.
+    tcp.set_nodelay(true).unwrap();
     let request = UpgradeRequest::post(&format!(
         "http://{kubelet}/portForward/default/pod?ports={target}"
     ))
