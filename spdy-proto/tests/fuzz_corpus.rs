@@ -17,8 +17,10 @@ mod seeds;
 #[path = "../../fuzz/targets_common/session_input.rs"]
 mod session_input;
 
+use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
+use std::sync::Once;
 
 type Target = fn(&[u8]);
 
@@ -34,12 +36,34 @@ fn corpus_dir(target: &str) -> PathBuf {
         .join(target)
 }
 
+thread_local! {
+    /// Set while a target runs: its panics are collected and reported
+    /// once, with the input's name, instead of a backtrace each.
+    static REPLAYING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn quiet_panics_while_replaying() {
+    static HOOK: Once = Once::new();
+    HOOK.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !REPLAYING.with(Cell::get) {
+                default(info);
+            }
+        }));
+    });
+}
+
 /// Runs `run` on every input and returns a line per input whose run
 /// panicked (a broken assertion in the target body).
 fn replay<'a>(run: Target, inputs: impl Iterator<Item = (String, &'a [u8])>) -> Vec<String> {
+    quiet_panics_while_replaying();
     let mut failures = Vec::new();
     for (name, input) in inputs {
-        if let Err(panic) = catch_unwind(AssertUnwindSafe(|| run(input))) {
+        REPLAYING.with(|r| r.set(true));
+        let result = catch_unwind(AssertUnwindSafe(|| run(input)));
+        REPLAYING.with(|r| r.set(false));
+        if let Err(panic) = result {
             let message = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
