@@ -11,12 +11,12 @@
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
-use spdy_proto::frame::head::{ControlType, Head};
+use spdy_proto::frame::head::{ControlType, Head, HEAD_LEN};
 use spdy_proto::frame::{
     Credential, Data, GoAway, GoAwayStatus, Headers, Noop, Ping, RstStatus, RstStream, Setting,
     SettingId, Settings, SynReply, SynStream, Unknown, WindowUpdate,
 };
-use spdy_proto::header_block::HeaderBlock;
+use spdy_proto::header_block::{CompressConfig, HeaderBlock};
 use spdy_proto::session::{Config, Event, OpenOptions, Recv, Role, Session};
 use spdy_proto::{Frame, FrameEncoder, StreamId, Version};
 
@@ -219,6 +219,27 @@ fn encode(v: Version, frames: &[Frame]) -> Vec<u8> {
     wire.to_vec()
 }
 
+/// A SYN_STREAM whose payload is exactly `len` bytes: its block is stored
+/// (zlib level 0), so each byte more of a header value is a byte more on
+/// the wire.
+fn syn_stream_of_len(v: Version, len: usize) -> Vec<u8> {
+    let config = CompressConfig {
+        level: 0,
+        ..CompressConfig::default()
+    };
+    for value_len in (len.saturating_sub(1000)..len).rev() {
+        let mut block = request(v, "/");
+        block.push("x-pad", vec![b'p'; value_len]);
+        let frame = Frame::SynStream(SynStream::new(sid(1), block));
+        let mut wire = BytesMut::new();
+        let mut encoder = FrameEncoder::with_compression(v, config);
+        if encoder.encode(&frame, &mut wire).is_ok() && wire.len() == HEAD_LEN + len {
+            return wire.to_vec();
+        }
+    }
+    panic!("no SYN_STREAM of exactly {len} bytes in {v:?}");
+}
+
 /// A raw control frame header followed by `payload`.
 fn raw_control(version: u16, kind: ControlType, flags: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = BytesMut::new();
@@ -340,19 +361,13 @@ fn decode_frames() -> Vec<Seed> {
                 ),
             );
         }
-        // Control frames of exactly the target's maximum length, and one
-        // byte over it.
+        // A SYN_STREAM of exactly the target's largest control frame, and
+        // one a byte over it (refused from its header, so the seed keeps
+        // only the start). Unknown types are skipped whatever their length,
+        // so the length check needs a known type.
         for (name, length) in [("max", MAX_CONTROL), ("over", MAX_CONTROL + 1)] {
-            let frame = Frame::Unknown(Unknown {
-                version: wn,
-                kind: ControlType::Unknown(0x20),
-                flags: 0,
-                length: length as u32,
-            });
-            // Past the limit the decoder stops at the header: keep the
-            // seed small.
-            let mut wire = encode(v, &[frame]);
-            wire.truncate(if name == "over" { 24 } else { wire.len() });
+            let mut wire = syn_stream_of_len(v, length);
+            wire.truncate(if name == "over" { 64 } else { wire.len() });
             add(
                 format!("{t}-control-{name}"),
                 with_selector(decode_selector(v, 7, 2), &wire),
@@ -378,12 +393,18 @@ fn decode_frames() -> Vec<Seed> {
             with_selector(decode_selector(v, 7, 2), &big),
         );
         // Header blocks near the decompressed limit (16 KiB): one under, one
-        // over (a stream error), one far over (a decompression bomb, a
-        // session error). Repeated bytes compress to almost nothing.
-        let value_len = if v == Version::V2 { 0xffff } else { 80_000 };
-        for (name, len) in [("under", 15_000), ("over", 20_000), ("bomb", value_len)] {
+        // over (a stream error), one over four times the limit (a
+        // decompression bomb, a session error). Repeated bytes compress to
+        // almost nothing. (SPDY/2 values stop at 64 KiB: two of them.)
+        for (name, len, count) in [
+            ("under", 15_000, 1),
+            ("over", 20_000, 1),
+            ("bomb", 0xffff, 2),
+        ] {
             let mut block = request(v, "/");
-            block.push("x-fill", vec![b'a'; len]);
+            for i in 0..count {
+                block.push(format!("x-fill-{i}"), vec![b'a'; len]);
+            }
             let frame = Frame::SynStream(SynStream::new(sid(5), block));
             add(
                 format!("{t}-block-{name}"),
