@@ -68,6 +68,12 @@ fn main() -> ExitCode {
 fn runtime() -> tokio::runtime::Runtime {
     match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Every file a server answers with costs several blocking calls
+        // (canonicalize, metadata, open, reads); tokio's default pool of up
+        // to 512 threads grew to 400-500 under 100 requests in flight, and
+        // `spdy serve`'s RSS with it (+30% over a million requests, see
+        // bench/soak.py). 16 keeps the disk busy and memory flat.
+        .max_blocking_threads(16)
         .build()
     {
         Ok(rt) => rt,
