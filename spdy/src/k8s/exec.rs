@@ -537,14 +537,15 @@ impl Resize {
     /// The next size as `(width, height)`; `None` at the stream's end (or
     /// on a stream error, or a message that is not a size).
     pub async fn next(&mut self) -> Option<(u16, u16)> {
-        let message = match &mut self.0 {
-            ResizeSource::Latest(latest) => latest.next().await?.to_vec(),
+        let size = match &mut self.0 {
+            ResizeSource::Latest(latest) => {
+                serde_json::from_slice::<TerminalSize>(&latest.next().await?).ok()?
+            }
             ResizeSource::Stream { reader, buffer } => loop {
-                if let Some(end) = buffer.iter().position(|&b| b == b'}') {
-                    break buffer.drain(..=end).collect();
-                }
-                if buffer.len() > MAX_RESIZE_MESSAGE {
-                    return None;
+                match next_size(buffer) {
+                    Ok(Some(size)) => break size,
+                    Ok(None) if buffer.len() <= MAX_RESIZE_MESSAGE => {}
+                    Ok(None) | Err(_) => return None,
                 }
                 let mut chunk = [0; 512];
                 match reader.read(&mut chunk).await {
@@ -553,17 +554,33 @@ impl Resize {
                 }
             },
         };
-        let text = String::from_utf8_lossy(&message);
-        Some((json_number(&text, "Width")?, json_number(&text, "Height")?))
+        Some((size.width, size.height))
     }
 }
 
-/// The unsigned number of `"key":` in a flat JSON object.
-fn json_number(text: &str, key: &str) -> Option<u16> {
-    let start = text.find(&format!("\"{key}\""))? + key.len() + 2;
-    let rest = text[start..].trim_start().strip_prefix(':')?.trim_start();
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok()
+/// A terminal size as client-go's `TerminalSize` writes it
+/// (`{"Width":80,"Height":24}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TerminalSize {
+    width: u16,
+    height: u16,
+}
+
+/// The first size in `buffer`, taken out of it; `Ok(None)` while it is
+/// incomplete, an error once it cannot be a size.
+fn next_size(buffer: &mut Vec<u8>) -> serde_json::Result<Option<TerminalSize>> {
+    let mut sizes = serde_json::Deserializer::from_slice(buffer).into_iter::<TerminalSize>();
+    match sizes.next() {
+        Some(Ok(size)) => {
+            let end = sizes.byte_offset();
+            buffer.drain(..end);
+            Ok(Some(size))
+        }
+        Some(Err(e)) if e.is_eof() => Ok(None),
+        Some(Err(e)) => Err(e),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -581,10 +598,25 @@ mod tests {
     }
 
     #[test]
-    fn resize_numbers() {
-        let t = r#"{"Width":120,"Height": 40}"#;
-        assert_eq!(json_number(t, "Width"), Some(120));
-        assert_eq!(json_number(t, "Height"), Some(40));
+    fn resize_sizes() {
+        let mut buffer = br#"{"Width":120,"Height": 40} {"Height":24,"Width":80}{"Wid"#.to_vec();
+        let size = |width, height| TerminalSize { width, height };
+        assert_eq!(next_size(&mut buffer).unwrap(), Some(size(120, 40)));
+        assert_eq!(next_size(&mut buffer).unwrap(), Some(size(80, 24)));
+        // Incomplete: kept until the rest comes.
+        assert_eq!(next_size(&mut buffer).unwrap(), None);
+        assert_eq!(buffer, br#"{"Wid"#);
+        buffer.extend_from_slice(br#"th":1,"Height":2}"#);
+        assert_eq!(next_size(&mut buffer).unwrap(), Some(size(1, 2)));
+        assert_eq!(next_size(&mut buffer).unwrap(), None);
+        // Not a size: an error, not a wait.
+        for bad in [
+            &br#"{"Width":-1,"Height":2}"#[..],
+            br#"{"Width":70000,"Height":2}"#,
+            b"]",
+        ] {
+            assert!(next_size(&mut bad.to_vec()).is_err());
+        }
     }
 
     #[test]
