@@ -8,7 +8,6 @@ use http::{HeaderValue, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::channels::{self, Connection, Side, EXEC_WEBSOCKET_PROTOCOL};
-use super::query::{percent_decode, percent_encode};
 use super::status::{exit_code_status, failure_status, success_status};
 use super::websocket;
 use super::{
@@ -97,16 +96,15 @@ pub struct ExecRequest {
 }
 
 impl ExecRequest {
-    /// Decodes a query string (`command=ls&command=-l&stdout=true&...`).
+    /// Decodes a query string (`command=ls&command=-l&stdout=true&...`;
+    /// `+` and `%20` are both a space, bad UTF-8 is replaced).
     pub fn from_query(query: &str) -> ExecRequest {
         let mut request = ExecRequest::default();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_decode(value);
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             let flag = value == "true" || value == "1";
-            match &percent_decode(name)[..] {
-                "command" => request.command.push(value),
-                "container" => request.container = Some(value),
+            match &name[..] {
+                "command" => request.command.push(value.into_owned()),
+                "container" => request.container = Some(value.into_owned()),
                 "stdin" | "input" => request.stdin = flag,
                 "stdout" | "output" => request.stdout = flag,
                 "stderr" | "error" => request.stderr = flag,
@@ -116,19 +114,17 @@ impl ExecRequest {
         }
         request
     }
-}
 
-impl ExecRequest {
     /// The query string for this request (`command=...&stdin=true&...`),
-    /// values percent-encoded: the inverse of [`from_query`](Self::from_query).
+    /// form-encoded as client-go's `url.Values.Encode` does (a space is
+    /// `+`): the inverse of [`from_query`](Self::from_query).
     pub fn to_query(&self) -> String {
-        let mut parts: Vec<String> = self
-            .command
-            .iter()
-            .map(|c| format!("command={}", percent_encode(c)))
-            .collect();
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for command in &self.command {
+            query.append_pair("command", command);
+        }
         if let Some(container) = &self.container {
-            parts.push(format!("container={}", percent_encode(container)));
+            query.append_pair("container", container);
         }
         for (name, on) in [
             ("stdin", self.stdin),
@@ -137,10 +133,10 @@ impl ExecRequest {
             ("tty", self.tty),
         ] {
             if on {
-                parts.push(format!("{name}=true"));
+                query.append_pair(name, "true");
             }
         }
-        parts.join("&")
+        query.finish()
     }
 }
 
@@ -629,6 +625,14 @@ mod tests {
             stderr: false,
             tty: true,
         };
+        assert_eq!(
+            r.to_query(),
+            "command=sh&command=-c&command=echo+a%26b%3Dc+%25&container=c+1&stdin=true&stdout=true&tty=true"
+        );
         assert_eq!(ExecRequest::from_query(&r.to_query()), r);
+        // Bad escapes stay as they are; bad UTF-8 is replaced.
+        let r = ExecRequest::from_query("command=%zz%2&command=%FF&&=x&stdin");
+        assert_eq!(r.command, ["%zz%2", "\u{fffd}"]);
+        assert!(!r.stdin);
     }
 }
