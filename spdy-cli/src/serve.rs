@@ -585,33 +585,15 @@ const LINK_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// An IMF-fixdate (RFC 9110 section 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
+/// An IMF-fixdate (RFC 9110 section 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`;
+/// `None` for a time it cannot write, before 1970 or from year 10000 on
+/// (where `httpdate` would panic, and a file's time is whatever the file
+/// system says).
 fn http_date(time: SystemTime) -> Option<String> {
-    let secs = time.duration_since(UNIX_EPOCH).ok()?.as_secs();
-    let days = i64::try_from(secs / 86_400).ok()?;
-    let rem = secs % 86_400;
-    // Days to a civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    Some(format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    ))
+    /// 10000-01-01T00:00:00Z, in seconds since the epoch.
+    const YEAR_10000: u64 = 253_402_300_800;
+    let since_epoch = time.duration_since(UNIX_EPOCH).ok()?;
+    (since_epoch.as_secs() < YEAR_10000).then(|| httpdate::fmt_http_date(time))
 }
 
 /// A short text response for a status (no body for HEAD).
@@ -828,6 +810,16 @@ mod tests {
         assert_eq!(
             http_date(UNIX_EPOCH + Duration::from_secs(951_782_400)).as_deref(),
             Some("Tue, 29 Feb 2000 00:00:00 GMT")
+        );
+        assert_eq!(
+            http_date(UNIX_EPOCH + Duration::from_millis(253_402_300_799_999)).as_deref(),
+            Some("Fri, 31 Dec 9999 23:59:59 GMT")
+        );
+        // Out of range: no date rather than a panic.
+        assert_eq!(http_date(UNIX_EPOCH - Duration::from_secs(1)), None);
+        assert_eq!(
+            http_date(UNIX_EPOCH + Duration::from_secs(253_402_300_800)),
+            None
         );
     }
 
