@@ -26,6 +26,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use spdy::tls::rustls::pki_types::PrivatePkcs8KeyDer;
 use spdy::tls::{Acceptor, Protocol};
 use spdy::{RecvBody, Version};
@@ -372,20 +373,18 @@ fn relative_path(path: &str) -> Result<PathBuf, StatusCode> {
 /// Decodes `%XX` escapes; `None` if one is malformed or the result is not
 /// UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    // percent-encoding passes a malformed escape through as it is; a path
+    // with one is a bad request.
+    let well_formed = s.split('%').skip(1).all(|rest| {
+        rest.as_bytes()
+            .get(..2)
+            .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    let decoded = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
+    Some(decoded.into_owned())
 }
 
 /// The real location of `relative` under `root`, symlinks followed; 403 if
@@ -555,7 +554,7 @@ async fn listing(dir: &Path, request_path: &str) -> io::Result<String> {
         let _ = writeln!(
             page,
             "<li><a href=\"{}{slash}\">{}{slash}</a></li>",
-            percent_encode(&name),
+            utf8_percent_encode(&name, LINK_ESCAPED),
             html_escape(&name)
         );
     }
@@ -578,47 +577,23 @@ fn html_escape(s: &str) -> String {
     out
 }
 
-/// Escapes everything but unreserved characters (RFC 3986), for a name in
-/// a relative link.
-fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
+/// Everything but the unreserved characters (RFC 3986), escaped in a name
+/// put in a relative link.
+const LINK_ESCAPED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
-/// An IMF-fixdate (RFC 9110 section 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`.
+/// An IMF-fixdate (RFC 9110 section 5.6.7): `Sun, 06 Nov 1994 08:49:37 GMT`;
+/// `None` for a time it cannot write, before 1970 or from year 10000 on
+/// (where `httpdate` would panic, and a file's time is whatever the file
+/// system says).
 fn http_date(time: SystemTime) -> Option<String> {
-    let secs = time.duration_since(UNIX_EPOCH).ok()?.as_secs();
-    let days = i64::try_from(secs / 86_400).ok()?;
-    let rem = secs % 86_400;
-    // Days to a civil date (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    Some(format!(
-        "{}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[days.rem_euclid(7) as usize],
-        MONTHS[(month - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    ))
+    /// 10000-01-01T00:00:00Z, in seconds since the epoch.
+    const YEAR_10000: u64 = 253_402_300_800;
+    let since_epoch = time.duration_since(UNIX_EPOCH).ok()?;
+    (since_epoch.as_secs() < YEAR_10000).then(|| httpdate::fmt_http_date(time))
 }
 
 /// A short text response for a status (no body for HEAD).
@@ -813,6 +788,9 @@ mod tests {
         assert_eq!(relative_path("/%2e%2e/x"), Err(StatusCode::FORBIDDEN));
         assert_eq!(relative_path("/a%2f..%2fb"), Err(StatusCode::BAD_REQUEST));
         assert_eq!(relative_path("/%2fetc"), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(relative_path("/a/%2E%2E"), Err(StatusCode::FORBIDDEN));
+        assert_eq!(relative_path("/%2e%2e%2f"), Err(StatusCode::BAD_REQUEST));
+        assert_eq!(relative_path("/%252e%252e"), Ok(PathBuf::from("%2e%2e")));
         assert_eq!(relative_path("/a%00"), Err(StatusCode::BAD_REQUEST));
         assert_eq!(relative_path("/%zz"), Err(StatusCode::BAD_REQUEST));
         assert_eq!(relative_path("/%ff"), Err(StatusCode::BAD_REQUEST));
@@ -833,11 +811,28 @@ mod tests {
             http_date(UNIX_EPOCH + Duration::from_secs(951_782_400)).as_deref(),
             Some("Tue, 29 Feb 2000 00:00:00 GMT")
         );
+        assert_eq!(
+            http_date(UNIX_EPOCH + Duration::from_millis(253_402_300_799_999)).as_deref(),
+            Some("Fri, 31 Dec 9999 23:59:59 GMT")
+        );
+        // Out of range: no date rather than a panic.
+        assert_eq!(http_date(UNIX_EPOCH - Duration::from_secs(1)), None);
+        assert_eq!(
+            http_date(UNIX_EPOCH + Duration::from_secs(253_402_300_800)),
+            None
+        );
     }
 
     #[test]
     fn escapes() {
         assert_eq!(html_escape("<a&'\">"), "&lt;a&amp;&#39;&quot;&gt;");
-        assert_eq!(percent_encode("a b/é"), "a%20b%2F%C3%A9");
+        assert_eq!(
+            utf8_percent_encode("a b/é~-._*", LINK_ESCAPED).to_string(),
+            "a%20b%2F%C3%A9~-._%2A"
+        );
+        assert_eq!(percent_decode("a%20b%2F%c3%A9").as_deref(), Some("a b/é"));
+        for bad in ["%", "a%2", "%zz", "%+1", "%ff", "%c3"] {
+            assert_eq!(percent_decode(bad), None, "{bad}");
+        }
     }
 }

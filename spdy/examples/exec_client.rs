@@ -57,13 +57,12 @@ async fn run() -> Result<i32, Box<dyn std::error::Error>> {
         "" | "/" => "/exec",
         path => path,
     };
-    let mut target = format!("{path}?");
+    let mut query = form_urlencoded::Serializer::new(String::new());
     for arg in &command {
-        target.push_str("command=");
-        target.push_str(&encode(arg));
-        target.push('&');
+        query.append_pair("command", arg);
     }
-    target.push_str("stdin=true&stdout=true&stderr=true");
+    query.extend_pairs([("stdin", "true"), ("stdout", "true"), ("stderr", "true")]);
+    let target = format!("{path}?{}", query.finish());
 
     let tcp = TcpStream::connect((host, url.port_u16().unwrap_or(80))).await?;
     let request = UpgradeRequest::post(&target)?
@@ -180,17 +179,4 @@ fn exit_code(status: &[u8]) -> Result<i32, Box<dyn std::error::Error>> {
         .as_str()
         .unwrap_or("remote command failed");
     Err(message.to_owned().into())
-}
-
-/// Percent-encoding of a query value (all but the unreserved characters).
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

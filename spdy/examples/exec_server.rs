@@ -299,9 +299,10 @@ struct Query(HashMap<String, Vec<String>>);
 impl Query {
     fn parse(query: &str) -> Query {
         let mut map: HashMap<String, Vec<String>> = HashMap::new();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            map.entry(decode(name)).or_default().push(decode(value));
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            map.entry(name.into_owned())
+                .or_default()
+                .push(value.into_owned());
         }
         Query(map)
     }
@@ -316,25 +317,4 @@ impl Query {
             .and_then(|v| v.last())
             .is_some_and(|v| v == "true" || v == "1")
     }
-}
-
-/// Percent-decoding, with `+` for space.
-fn decode(s: &str) -> String {
-    let hex = |c: Option<&u8>| c.and_then(|&c| (c as char).to_digit(16));
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match (bytes[i], hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
-            (b'%', Some(high), Some(low)) => {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-                continue;
-            }
-            (b'+', _, _) => out.push(b' '),
-            (b, _, _) => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }

@@ -8,7 +8,6 @@ use http::{HeaderValue, Request, Response};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::channels::{self, Connection, Side, EXEC_WEBSOCKET_PROTOCOL};
-use super::query::{percent_decode, percent_encode};
 use super::status::{exit_code_status, failure_status, success_status};
 use super::websocket;
 use super::{
@@ -97,16 +96,15 @@ pub struct ExecRequest {
 }
 
 impl ExecRequest {
-    /// Decodes a query string (`command=ls&command=-l&stdout=true&...`).
+    /// Decodes a query string (`command=ls&command=-l&stdout=true&...`;
+    /// `+` and `%20` are both a space, bad UTF-8 is replaced).
     pub fn from_query(query: &str) -> ExecRequest {
         let mut request = ExecRequest::default();
-        for pair in query.split('&').filter(|p| !p.is_empty()) {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value = percent_decode(value);
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
             let flag = value == "true" || value == "1";
-            match &percent_decode(name)[..] {
-                "command" => request.command.push(value),
-                "container" => request.container = Some(value),
+            match &name[..] {
+                "command" => request.command.push(value.into_owned()),
+                "container" => request.container = Some(value.into_owned()),
                 "stdin" | "input" => request.stdin = flag,
                 "stdout" | "output" => request.stdout = flag,
                 "stderr" | "error" => request.stderr = flag,
@@ -116,19 +114,17 @@ impl ExecRequest {
         }
         request
     }
-}
 
-impl ExecRequest {
     /// The query string for this request (`command=...&stdin=true&...`),
-    /// values percent-encoded: the inverse of [`from_query`](Self::from_query).
+    /// form-encoded as client-go's `url.Values.Encode` does (a space is
+    /// `+`): the inverse of [`from_query`](Self::from_query).
     pub fn to_query(&self) -> String {
-        let mut parts: Vec<String> = self
-            .command
-            .iter()
-            .map(|c| format!("command={}", percent_encode(c)))
-            .collect();
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for command in &self.command {
+            query.append_pair("command", command);
+        }
         if let Some(container) = &self.container {
-            parts.push(format!("container={}", percent_encode(container)));
+            query.append_pair("container", container);
         }
         for (name, on) in [
             ("stdin", self.stdin),
@@ -137,10 +133,10 @@ impl ExecRequest {
             ("tty", self.tty),
         ] {
             if on {
-                parts.push(format!("{name}=true"));
+                query.append_pair(name, "true");
             }
         }
-        parts.join("&")
+        query.finish()
     }
 }
 
@@ -537,14 +533,15 @@ impl Resize {
     /// The next size as `(width, height)`; `None` at the stream's end (or
     /// on a stream error, or a message that is not a size).
     pub async fn next(&mut self) -> Option<(u16, u16)> {
-        let message = match &mut self.0 {
-            ResizeSource::Latest(latest) => latest.next().await?.to_vec(),
+        let size = match &mut self.0 {
+            ResizeSource::Latest(latest) => {
+                serde_json::from_slice::<TerminalSize>(&latest.next().await?).ok()?
+            }
             ResizeSource::Stream { reader, buffer } => loop {
-                if let Some(end) = buffer.iter().position(|&b| b == b'}') {
-                    break buffer.drain(..=end).collect();
-                }
-                if buffer.len() > MAX_RESIZE_MESSAGE {
-                    return None;
+                match next_size(buffer) {
+                    Ok(Some(size)) => break size,
+                    Ok(None) if buffer.len() <= MAX_RESIZE_MESSAGE => {}
+                    Ok(None) | Err(_) => return None,
                 }
                 let mut chunk = [0; 512];
                 match reader.read(&mut chunk).await {
@@ -553,17 +550,33 @@ impl Resize {
                 }
             },
         };
-        let text = String::from_utf8_lossy(&message);
-        Some((json_number(&text, "Width")?, json_number(&text, "Height")?))
+        Some((size.width, size.height))
     }
 }
 
-/// The unsigned number of `"key":` in a flat JSON object.
-fn json_number(text: &str, key: &str) -> Option<u16> {
-    let start = text.find(&format!("\"{key}\""))? + key.len() + 2;
-    let rest = text[start..].trim_start().strip_prefix(':')?.trim_start();
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().ok()
+/// A terminal size as client-go's `TerminalSize` writes it
+/// (`{"Width":80,"Height":24}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TerminalSize {
+    width: u16,
+    height: u16,
+}
+
+/// The first size in `buffer`, taken out of it; `Ok(None)` while it is
+/// incomplete, an error once it cannot be a size.
+fn next_size(buffer: &mut Vec<u8>) -> serde_json::Result<Option<TerminalSize>> {
+    let mut sizes = serde_json::Deserializer::from_slice(buffer).into_iter::<TerminalSize>();
+    match sizes.next() {
+        Some(Ok(size)) => {
+            let end = sizes.byte_offset();
+            buffer.drain(..end);
+            Ok(Some(size))
+        }
+        Some(Err(e)) if e.is_eof() => Ok(None),
+        Some(Err(e)) => Err(e),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -581,10 +594,25 @@ mod tests {
     }
 
     #[test]
-    fn resize_numbers() {
-        let t = r#"{"Width":120,"Height": 40}"#;
-        assert_eq!(json_number(t, "Width"), Some(120));
-        assert_eq!(json_number(t, "Height"), Some(40));
+    fn resize_sizes() {
+        let mut buffer = br#"{"Width":120,"Height": 40} {"Height":24,"Width":80}{"Wid"#.to_vec();
+        let size = |width, height| TerminalSize { width, height };
+        assert_eq!(next_size(&mut buffer).unwrap(), Some(size(120, 40)));
+        assert_eq!(next_size(&mut buffer).unwrap(), Some(size(80, 24)));
+        // Incomplete: kept until the rest comes.
+        assert_eq!(next_size(&mut buffer).unwrap(), None);
+        assert_eq!(buffer, br#"{"Wid"#);
+        buffer.extend_from_slice(br#"th":1,"Height":2}"#);
+        assert_eq!(next_size(&mut buffer).unwrap(), Some(size(1, 2)));
+        assert_eq!(next_size(&mut buffer).unwrap(), None);
+        // Not a size: an error, not a wait.
+        for bad in [
+            &br#"{"Width":-1,"Height":2}"#[..],
+            br#"{"Width":70000,"Height":2}"#,
+            b"]",
+        ] {
+            assert!(next_size(&mut bad.to_vec()).is_err());
+        }
     }
 
     #[test]
@@ -597,6 +625,14 @@ mod tests {
             stderr: false,
             tty: true,
         };
+        assert_eq!(
+            r.to_query(),
+            "command=sh&command=-c&command=echo+a%26b%3Dc+%25&container=c+1&stdin=true&stdout=true&tty=true"
+        );
         assert_eq!(ExecRequest::from_query(&r.to_query()), r);
+        // Bad escapes stay as they are; bad UTF-8 is replaced.
+        let r = ExecRequest::from_query("command=%zz%2&command=%FF&&=x&stdin");
+        assert_eq!(r.command, ["%zz%2", "\u{fffd}"]);
+        assert!(!r.stdin);
     }
 }

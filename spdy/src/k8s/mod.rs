@@ -64,7 +64,6 @@ mod exec;
 mod exec_client;
 mod port_forward;
 mod port_forward_client;
-mod query;
 mod status;
 mod stream;
 mod websocket;

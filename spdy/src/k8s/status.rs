@@ -1,11 +1,65 @@
 //! The outcome report of an exec on its error stream: the v4 `Status`
 //! JSON object, written by the server and decoded by the client.
 
+use serde::{Deserialize, Serialize};
+
 use super::{ClientError, ExecProtocol};
+
+/// A Kubernetes `meta/v1` `Status`, as much of it as the exec protocols
+/// use. The fields are in the order the apiserver writes them; absent ones
+/// are left out, as client-go's `omitempty` does.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Status {
+    /// Always written as `{}`; whatever a peer sends is ignored.
+    #[serde(skip_deserializing)]
+    metadata: ListMeta,
+    /// `Success` or `Failure` (missing counts as a failure).
+    #[serde(default)]
+    status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    details: Option<StatusDetails>,
+}
+
+/// The empty `metadata` object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+struct ListMeta {}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct StatusDetails {
+    #[serde(default)]
+    causes: Vec<StatusCause>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct StatusCause {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+impl Status {
+    fn to_json(&self) -> String {
+        // serde_json fails only on a failing `Serialize` impl or a map with
+        // non-string keys; a `Status` has neither, so the fallback (a bare
+        // failure) is never written.
+        serde_json::to_string(self)
+            .unwrap_or_else(|_| r#"{"metadata":{},"status":"Failure"}"#.to_owned())
+    }
+}
 
 /// The `Status` the v4 protocol reports for success.
 pub fn success_status() -> String {
-    r#"{"metadata":{},"status":"Success"}"#.to_owned()
+    Status {
+        status: "Success".to_owned(),
+        ..Status::default()
+    }
+    .to_json()
 }
 
 /// The `Status` the v4 protocol reports for a non-zero exit code (what
@@ -22,37 +76,19 @@ pub fn exit_code_status(code: i32) -> String {
 /// A failure `Status` with `reason`, `message` and, for an exit code, the
 /// `ExitCode` cause.
 pub fn failure_status(reason: &str, message: &str, exit_code: Option<i32>) -> String {
-    let mut status = format!(
-        r#"{{"metadata":{{}},"status":"Failure","message":{},"reason":{}"#,
-        json_string(message),
-        json_string(reason)
-    );
-    if let Some(code) = exit_code {
-        status.push_str(&format!(
-            r#","details":{{"causes":[{{"reason":"ExitCode","message":"{code}"}}]}}"#
-        ));
+    Status {
+        status: "Failure".to_owned(),
+        message: Some(message.to_owned()),
+        reason: Some(reason.to_owned()),
+        details: exit_code.map(|code| StatusDetails {
+            causes: vec![StatusCause {
+                reason: Some("ExitCode".to_owned()),
+                message: Some(code.to_string()),
+            }],
+        }),
+        ..Status::default()
     }
-    status.push('}');
-    status
-}
-
-/// A JSON string literal.
-fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    .to_json()
 }
 
 /// The outcome of an exec from its error stream's report.
@@ -67,178 +103,36 @@ pub(super) fn decode_exit(protocol: ExecProtocol, report: &[u8]) -> Result<i32, 
             message: text.trim().to_owned(),
         });
     }
-    let Some(Json::Object(status)) = Json::parse(&text) else {
+    // serde_json bounds its nesting (128 levels), so a hostile report is
+    // an error, not a stack overflow.
+    let Ok(status) = serde_json::from_str::<Status>(&text) else {
         return Err(ClientError::Failed {
             reason: None,
             message: format!("undecodable status: {}", text.trim()),
         });
     };
-    let field = |object: &[(String, Json)], key: &str| -> Option<String> {
-        match object.iter().find(|(k, _)| k == key)? {
-            (_, Json::String(s)) => Some(s.clone()),
-            _ => None,
-        }
-    };
-    if field(&status, "status").as_deref() == Some("Success") {
+    if status.status == "Success" {
         return Ok(0);
     }
-    let reason = field(&status, "reason");
-    let message = field(&status, "message").unwrap_or_else(|| "remote command failed".to_owned());
-    if reason.as_deref() == Some("NonZeroExitCode") {
-        let causes = match status.iter().find(|(k, _)| k == "details") {
-            Some((_, Json::Object(details))) => match details.iter().find(|(k, _)| k == "causes") {
-                Some((_, Json::Array(causes))) => causes.as_slice(),
-                _ => &[],
-            },
-            _ => &[],
-        };
-        let code = causes.iter().find_map(|cause| match cause {
-            Json::Object(cause) if field(cause, "reason").as_deref() == Some("ExitCode") => {
-                field(cause, "message")?.trim().parse::<i32>().ok()
-            }
-            _ => None,
-        });
+    if status.reason.as_deref() == Some("NonZeroExitCode") {
+        let code = status
+            .details
+            .iter()
+            .flat_map(|d| &d.causes)
+            .find_map(|cause| match (cause.reason.as_deref(), &cause.message) {
+                (Some("ExitCode"), Some(message)) => message.trim().parse::<i32>().ok(),
+                _ => None,
+            });
         if let Some(code) = code {
             return Ok(code);
         }
     }
-    Err(ClientError::Failed { reason, message })
-}
-
-/// A JSON value, for the `Status` on the error stream .
-#[derive(Debug, Clone, PartialEq)]
-enum Json {
-    /// `null`, `true`, `false` or a number.
-    Scalar,
-    String(String),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
-}
-
-/// How deep [`Json::parse`] nests.
-const MAX_JSON_DEPTH: usize = 64;
-
-impl Json {
-    /// The one JSON value of `text` (surrounding whitespace allowed).
-    fn parse(text: &str) -> Option<Json> {
-        let mut chars = text.chars().peekable();
-        let value = Json::value(&mut chars, 0)?;
-        skip_ws(&mut chars);
-        chars.peek().is_none().then_some(value)
-    }
-
-    fn value(chars: &mut std::iter::Peekable<std::str::Chars<'_>>, depth: usize) -> Option<Json> {
-        if depth > MAX_JSON_DEPTH {
-            return None;
-        }
-        skip_ws(chars);
-        match *chars.peek()? {
-            '{' => {
-                chars.next();
-                let mut fields = Vec::new();
-                skip_ws(chars);
-                if chars.next_if_eq(&'}').is_some() {
-                    return Some(Json::Object(fields));
-                }
-                loop {
-                    skip_ws(chars);
-                    let Json::String(key) = Json::value(chars, depth + 1)? else {
-                        return None;
-                    };
-                    skip_ws(chars);
-                    chars.next_if_eq(&':')?;
-                    let value = Json::value(chars, depth + 1)?;
-                    fields.push((key, value));
-                    skip_ws(chars);
-                    match chars.next()? {
-                        ',' => continue,
-                        '}' => return Some(Json::Object(fields)),
-                        _ => return None,
-                    }
-                }
-            }
-            '[' => {
-                chars.next();
-                let mut items = Vec::new();
-                skip_ws(chars);
-                if chars.next_if_eq(&']').is_some() {
-                    return Some(Json::Array(items));
-                }
-                loop {
-                    items.push(Json::value(chars, depth + 1)?);
-                    skip_ws(chars);
-                    match chars.next()? {
-                        ',' => continue,
-                        ']' => return Some(Json::Array(items)),
-                        _ => return None,
-                    }
-                }
-            }
-            '"' => {
-                chars.next();
-                let mut s = String::new();
-                loop {
-                    match chars.next()? {
-                        '"' => return Some(Json::String(s)),
-                        '\\' => match chars.next()? {
-                            '"' => s.push('"'),
-                            '\\' => s.push('\\'),
-                            '/' => s.push('/'),
-                            'b' => s.push('\u{8}'),
-                            'f' => s.push('\u{c}'),
-                            'n' => s.push('\n'),
-                            'r' => s.push('\r'),
-                            't' => s.push('\t'),
-                            'u' => {
-                                let high = hex4(chars)?;
-                                let c = if (0xd800..0xdc00).contains(&high) {
-                                    // A surrogate pair: \uD83D\uDE00.
-                                    if chars.next()? != '\\' || chars.next()? != 'u' {
-                                        return None;
-                                    }
-                                    let low = hex4(chars)?;
-                                    if !(0xdc00..0xe000).contains(&low) {
-                                        return None;
-                                    }
-                                    0x10000 + ((high - 0xd800) << 10) + (low - 0xdc00)
-                                } else {
-                                    high
-                                };
-                                s.push(char::from_u32(c).unwrap_or('\u{fffd}'));
-                            }
-                            _ => return None,
-                        },
-                        c => s.push(c),
-                    }
-                }
-            }
-            c if c == '-' || c.is_ascii_digit() => {
-                let mut n = String::new();
-                while let Some(c) = chars.next_if(|c| c.is_ascii_digit() || "+-.eE".contains(*c)) {
-                    n.push(c);
-                }
-                n.parse::<f64>().ok().map(|_| Json::Scalar)
-            }
-            _ => {
-                let word: String =
-                    std::iter::from_fn(|| chars.next_if(|c| c.is_ascii_alphabetic())).collect();
-                match &word[..] {
-                    "null" | "true" | "false" => Some(Json::Scalar),
-                    _ => None,
-                }
-            }
-        }
-    }
-}
-
-fn skip_ws(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) {
-    while chars.next_if(|c| c.is_ascii_whitespace()).is_some() {}
-}
-
-/// Four hex digits (a `\\u` escape's).
-fn hex4(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<u32> {
-    let hex: String = (0..4).map(|_| chars.next()).collect::<Option<_>>()?;
-    u32::from_str_radix(&hex, 16).ok()
+    Err(ClientError::Failed {
+        reason: status.reason,
+        message: status
+            .message
+            .unwrap_or_else(|| "remote command failed".to_owned()),
+    })
 }
 
 #[cfg(test)]
@@ -251,7 +145,6 @@ mod tests {
             exit_code_status(3),
             r#"{"metadata":{},"status":"Failure","message":"command terminated with non-zero exit code: 3","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"3"}]}}"#
         );
-        assert_eq!(json_string("a\"b\\\n\u{1}"), r#""a\"b\\\n\u0001""#);
     }
 
     #[test]
@@ -293,27 +186,47 @@ mod tests {
     }
 
     #[test]
-    fn json_values() {
+    fn wire_format() {
+        // What kubectl reads: these exact bytes, empty fields left out.
+        assert_eq!(success_status(), r#"{"metadata":{},"status":"Success"}"#);
         assert_eq!(
-            Json::parse(r#"{"a":[1,-2.5e3,true,null,{}],"b":"\u00e9\ud83d\ude00\n"}"#),
-            Some(Json::Object(vec![
-                (
-                    "a".into(),
-                    Json::Array(vec![
-                        Json::Scalar,
-                        Json::Scalar,
-                        Json::Scalar,
-                        Json::Scalar,
-                        Json::Object(vec![])
-                    ])
-                ),
-                ("b".into(), Json::String("\u{e9}\u{1f600}\n".into())),
-            ]))
+            failure_status("InternalError", "a\"b\\\n\u{1}\u{e9}", None),
+            r#"{"metadata":{},"status":"Failure","message":"a\"b\\\n\u0001é","reason":"InternalError"}"#
         );
-        for bad in ["", "{", "[1,]", r#"{"a" 1}"#, "tru", "{} x", "\"\\x\""] {
-            assert_eq!(Json::parse(bad), None, "{bad}");
+    }
+
+    #[test]
+    fn hostile_reports() {
+        let v4 = ExecProtocol::V4;
+        // Deep nesting, even in a field nobody reads, is refused, not
+        // followed down the stack.
+        let deep = format!(r#"{{"status":"Success","x":{}}}"#, "[".repeat(100_000));
+        assert!(matches!(
+            decode_exit(v4, deep.as_bytes()),
+            Err(ClientError::Failed { reason: None, .. })
+        ));
+        for bad in ["[]", "\"Success\"", "{} x", r#"{"status":"Success""#] {
+            assert!(
+                matches!(
+                    decode_exit(v4, bad.as_bytes()),
+                    Err(ClientError::Failed { .. })
+                ),
+                "{bad}"
+            );
         }
-        let deep = "[".repeat(1000);
-        assert_eq!(Json::parse(&deep), None);
+        // Metadata and unknown fields of any shape are ignored.
+        let status =
+            br#"{"metadata":{"resourceVersion":"7"},"status":"Success","x":[1,{"y":null}]}"#;
+        assert_eq!(decode_exit(v4, status).unwrap(), 0);
+        // A failure without a message, and an exit code cause that is not
+        // a number.
+        let status = br#"{"status":"Failure","reason":"NonZeroExitCode","details":{"causes":[{"reason":"ExitCode","message":"x"}]}}"#;
+        match decode_exit(v4, status) {
+            Err(ClientError::Failed { reason, message }) => {
+                assert_eq!(reason.as_deref(), Some("NonZeroExitCode"));
+                assert_eq!(message, "remote command failed");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
