@@ -1,5 +1,5 @@
 //! The real `kubectl` (v1.32, /usr/bin/kubectl) against a fake API server
-//! built on `spdy::k8s`: `kubectl exec` and `kubectl port-forward` over the
+//! built on `spdy_k8s`: `kubectl exec` and `kubectl port-forward` over the
 //! SPDY/3.1 upgrade (kubectl's WebSocket attempts switched off with
 //! `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false` and
 //! `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`, or refused so that it falls
@@ -25,7 +25,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use spdy::k8s::{self, ExecSession, ForwardedStream, PortForwardSession};
+use spdy_k8s::{self as k8s, ExecSession, ForwardedStream, PortForwardSession};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
