@@ -155,8 +155,10 @@ pub struct Session {
     next_local_id: u32,
     /// Highest stream id the peer opened (SYN_STREAM seen).
     last_remote_id: StreamId,
-    /// Highest peer stream we accepted (reported in our GOAWAY).
-    last_accepted_remote: StreamId,
+    /// Highest peer stream whose [`Event::StreamOpened`] the application
+    /// has taken from `poll_event`: our GOAWAY's last-good id. Streams
+    /// above it were never processed, so the peer may retry them (2.6.6).
+    last_handed_remote: StreamId,
     local_active: usize,
     remote_active: usize,
     /// Streams we reset recently: late frames for them are dropped quietly.
@@ -238,7 +240,7 @@ impl Session {
                 Role::Server => 2,
             },
             last_remote_id: StreamId::ZERO,
-            last_accepted_remote: StreamId::ZERO,
+            last_handed_remote: StreamId::ZERO,
             local_active: 0,
             remote_active: 0,
             recently_reset: VecDeque::new(),
@@ -405,7 +407,43 @@ impl Session {
 
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        if let Event::StreamOpened { id, .. } = &event {
+            // Ids of peer streams only grow, and so do their events.
+            self.last_handed_remote = self.last_handed_remote.max(*id);
+        }
+        Some(event)
+    }
+
+    /// Before our GOAWAY goes out: the peer's streams the application has
+    /// not been handed yet (their `StreamOpened` still queued) were not
+    /// processed, and the GOAWAY's last-good id will say so, so the peer
+    /// may retry them on another session. They must then never reach the
+    /// application: they are dropped with their events, and frames that
+    /// follow for them are ignored like any new stream after GOAWAY.
+    /// `graceful`: the session goes on, so their unread data goes back to
+    /// the session window and the streams leave the counts.
+    fn drop_unhanded_streams(&mut self, graceful: bool) {
+        let last = self.last_handed_remote;
+        let unhanded = |s: &Session, id: StreamId| id > last && !id.is_zero() && s.is_peer_id(id);
+        let ids: Vec<StreamId> = self
+            .streams
+            .keys()
+            .copied()
+            .filter(|id| unhanded(self, *id))
+            .collect();
+        let events = std::mem::take(&mut self.events);
+        self.events = events
+            .into_iter()
+            .filter(|e| !event_stream(e).is_some_and(|id| unhanded(self, id)))
+            .collect();
+        for id in ids {
+            if graceful {
+                self.end_stream_abruptly(id);
+            } else {
+                self.streams.remove(&id);
+            }
+        }
     }
 
     /// The earliest time [`handle_timeout`](Self::handle_timeout) must be
@@ -1044,7 +1082,9 @@ impl Session {
 
     /// Starts a graceful shutdown: GOAWAY with `status`, no new streams
     /// either way, and the session closes once the streams it accepted have
-    /// finished.
+    /// finished. The GOAWAY names the last peer stream this application
+    /// took from `poll_event`; peer streams still queued as events are
+    /// dropped unseen, the peer being free to retry them elsewhere.
     pub fn go_away(&mut self, status: GoAwayStatus) {
         if self.closed.is_some() || self.goaway_sent {
             return;
@@ -1055,10 +1095,8 @@ impl Session {
         }
         self.goaway_sent = true;
         if self.config.peer_flow_control {
-            self.control.push_back(Frame::GoAway(GoAway::new(
-                self.last_accepted_remote,
-                status,
-            )));
+            self.control
+                .push_back(Frame::GoAway(GoAway::new(self.last_handed_remote, status)));
         } else {
             // Peers without flow control (spdystream) stop reading at a
             // GOAWAY, so data still queued for open streams would never be
@@ -1067,6 +1105,7 @@ impl Session {
         }
         // "After sending a GOAWAY, an endpoint MUST NOT create new streams."
         self.fail_pending_opens(StreamError::Refused);
+        self.drop_unhanded_streams(true);
         self.check_drained();
     }
 
@@ -1207,10 +1246,8 @@ impl Session {
             && self.pending_opens.is_empty()
         {
             if let Some(status) = self.deferred_goaway.take() {
-                self.control.push_back(Frame::GoAway(GoAway::new(
-                    self.last_accepted_remote,
-                    status,
-                )));
+                self.control
+                    .push_back(Frame::GoAway(GoAway::new(self.last_handed_remote, status)));
             }
             self.closed = Some(None);
             self.events.push_back(Event::Closed { error: None });
@@ -1225,9 +1262,10 @@ impl Session {
         }
         self.control.clear();
         self.owed.clear();
+        self.drop_unhanded_streams(false);
         if self.version.is_some() {
             self.control.push_back(Frame::GoAway(GoAway::new(
-                self.last_accepted_remote,
+                self.last_handed_remote,
                 error.goaway_status(),
             )));
         }
@@ -1368,5 +1406,25 @@ impl Session {
             }
             self.fail_stream(push, error.clone());
         }
+    }
+}
+
+/// The stream an event is about, if any.
+fn event_stream(event: &Event) -> Option<StreamId> {
+    match event {
+        Event::StreamOpened { id, .. }
+        | Event::Reply { id, .. }
+        | Event::Headers { id, .. }
+        | Event::Readable { id }
+        | Event::Writable { id }
+        | Event::StreamStarted { id }
+        | Event::StreamFailed { id, .. }
+        | Event::SendStopped { id, .. }
+        | Event::StreamClosed { id } => Some(*id),
+        Event::Version(_)
+        | Event::Settings(_)
+        | Event::Pong { .. }
+        | Event::GoAway { .. }
+        | Event::Closed { .. } => None,
     }
 }

@@ -137,7 +137,7 @@ impl Session {
         }
     }
 
-    fn is_peer_id(&self, id: StreamId) -> bool {
+    pub(super) fn is_peer_id(&self, id: StreamId) -> bool {
         match self.role {
             Role::Client => id.is_server_initiated(),
             Role::Server => id.is_client_initiated(),
@@ -236,7 +236,7 @@ impl Session {
     /// than answered: we reset it recently (the peer had not seen our
     /// RST_STREAM yet), or we sent GOAWAY and ignore everything new.
     fn ignore_unknown(&self, id: StreamId) -> bool {
-        self.was_recently_reset(id) || (self.goaway_sent && id > self.last_accepted_remote)
+        self.was_recently_reset(id) || (self.goaway_sent && id > self.last_handed_remote)
     }
 
     /// A DATA frame whose header arrived for a stream we do not have is
@@ -456,7 +456,6 @@ impl Session {
         }
         self.streams.insert(id, stream);
         self.remote_active += 1;
-        self.last_accepted_remote = id;
         self.events.push_back(Event::StreamOpened {
             id,
             associated_to: push.then_some(frame.associated_to),
