@@ -7,8 +7,10 @@
 mod support;
 
 use bytes::Bytes;
-use spdy_proto::frame::{Data, Frame, GoAway, GoAwayStatus, StreamId, SynStream, Version};
-use spdy_proto::session::{Config, Event, Recv, Role};
+use spdy_proto::frame::{
+    Data, Frame, GoAway, GoAwayStatus, SettingId, StreamId, SynStream, Version, WindowUpdate,
+};
+use spdy_proto::session::{Config, Event, Recv, Role, Session, DEFAULT_WINDOW};
 use support::{request, response, sid, Peer};
 
 fn syn(version: Version, id: u32, fin: bool) -> Frame {
@@ -20,6 +22,10 @@ fn syn(version: Version, id: u32, fin: bool) -> Frame {
 
 fn data(id: u32, len: usize, fin: bool) -> Frame {
     Frame::Data(Data::new(sid(id), vec![b'x'; len], fin))
+}
+
+fn window_update(id: u32, delta: u32) -> Frame {
+    Frame::WindowUpdate(WindowUpdate::new(StreamId::from_wire(id), delta))
 }
 
 fn goaways(frames: &[Frame]) -> Vec<GoAway> {
@@ -137,4 +143,219 @@ fn session_error_after_the_application_saw_a_stream_names_it() {
             "{version}: {events:?}"
         );
     }
+}
+
+// ===== a scripted client that downloads =====
+
+/// How a scripted client does flow control.
+#[derive(Debug, Clone, Copy)]
+struct Behaviour {
+    /// It counts the SPDY/3.1 session window (else SPDY/3: no session
+    /// window at all).
+    session_window: bool,
+    /// It takes a new stream's window from our SETTINGS_INITIAL_WINDOW_SIZE
+    /// (else it assumes 64 KiB whatever we say, like a Go SPDY/3.1
+    /// library).
+    honours_settings: bool,
+}
+
+/// The client's view of one stream.
+#[derive(Default)]
+struct ClientStream {
+    /// What it believes it will still accept from us.
+    window: i64,
+    received: usize,
+    credit: u32,
+    fin: bool,
+}
+
+/// A client that opens `streams` GETs and reads every response as fast as
+/// it arrives, checking that we never send past the windows it believes
+/// in and returning credit by WINDOW_UPDATE once half of what it believes
+/// the window to be is consumed. The server application answers each
+/// stream with `body` bytes. When nothing moves, time is moved to the
+/// session's next deadline (a few times at most). Returns the bytes
+/// received per stream and the number of such waits.
+fn download(
+    mut peer: Peer,
+    version: Version,
+    behaviour: Behaviour,
+    streams: u32,
+    body: usize,
+) -> (Vec<usize>, u32) {
+    let mut waits = 0;
+    let mut initial_stream_window = i64::from(DEFAULT_WINDOW);
+    let mut session_window = i64::from(DEFAULT_WINDOW);
+    let mut session_credit = 0u32;
+    let mut clients: Vec<ClientStream> = Vec::new();
+    let ids: Vec<u32> = (0..streams).map(|i| 1 + 2 * i).collect();
+    let mut opened = false;
+    let mut left: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
+    let mut idle_rounds = 0;
+    for _round in 0..1_000_000 {
+        let mut moved = false;
+        // Our application: answer new streams, then write what fits.
+        for event in peer.events() {
+            match event {
+                Event::StreamOpened { id, .. } => {
+                    peer.session
+                        .reply(id, response(version, "200 OK"), false)
+                        .unwrap();
+                    left.insert(id.value(), body);
+                }
+                Event::StreamFailed { id, error } => panic!("stream {id} failed: {error}"),
+                Event::Closed { error } => panic!("session closed: {error:?}"),
+                _ => {}
+            }
+        }
+        for (&id, rest) in left.iter_mut() {
+            if *rest == 0 {
+                continue;
+            }
+            let room = peer.session.send_capacity(sid(id)).unwrap();
+            let n = room.min(*rest);
+            if n > 0 {
+                *rest -= n;
+                peer.session
+                    .send_data(sid(id), Bytes::from(vec![b'y'; n]), *rest == 0)
+                    .unwrap();
+            }
+        }
+        // The client reads what we sent.
+        let mut answer = Vec::new();
+        if !opened {
+            opened = true;
+            for &id in &ids {
+                answer.push(syn(version, id, true));
+                clients.push(ClientStream {
+                    window: -1,
+                    ..Default::default()
+                });
+            }
+        }
+        for frame in peer.frames() {
+            moved = true;
+            match frame {
+                Frame::Settings(s) if behaviour.honours_settings => {
+                    if let Some(w) = s.get(SettingId::InitialWindowSize) {
+                        initial_stream_window = i64::from(w);
+                    }
+                }
+                Frame::SynReply(r) => {
+                    let c = &mut clients[(r.stream_id.value() as usize - 1) / 2];
+                    if c.window < 0 {
+                        c.window = initial_stream_window;
+                    }
+                }
+                Frame::WindowUpdate(_) | Frame::Settings(_) => {}
+                Frame::Data(d) => {
+                    let i = (d.stream_id.value() as usize - 1) / 2;
+                    let len = d.data.len();
+                    let c = &mut clients[i];
+                    c.window -= len as i64;
+                    assert!(
+                        c.window >= 0,
+                        "stream {} sent past its window by {}",
+                        d.stream_id,
+                        -c.window
+                    );
+                    c.received += len;
+                    c.fin |= d.fin;
+                    c.credit += len as u32;
+                    if behaviour.session_window {
+                        session_window -= len as i64;
+                        assert!(
+                            session_window >= 0,
+                            "session window overrun by {}",
+                            -session_window
+                        );
+                        session_credit += len as u32;
+                    }
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        // The application consumes everything that arrived in this read,
+        // and only then is credit returned (as a receiver does that reads
+        // after each read from the socket).
+        for (i, c) in clients.iter_mut().enumerate() {
+            if c.credit as i64 >= initial_stream_window / 2 && !c.fin {
+                c.window += i64::from(c.credit);
+                answer.push(window_update(1 + 2 * i as u32, c.credit));
+                c.credit = 0;
+            }
+        }
+        if session_credit >= DEFAULT_WINDOW / 2 {
+            session_window += i64::from(session_credit);
+            answer.push(window_update(0, session_credit));
+            session_credit = 0;
+        }
+        if !answer.is_empty() {
+            moved = true;
+            peer.send(&answer);
+        }
+        if clients.iter().all(|c| c.fin) && !clients.is_empty() {
+            break;
+        }
+        idle_rounds = if moved { 0 } else { idle_rounds + 1 };
+        if idle_rounds > 3 {
+            match peer.session.poll_timeout() {
+                Some(deadline) if waits < 3 => {
+                    waits += 1;
+                    idle_rounds = 0;
+                    let by = deadline.saturating_duration_since(peer.now);
+                    peer.advance(by);
+                }
+                _ => break,
+            }
+        }
+    }
+    (clients.iter().map(|c| c.received).collect(), waits)
+}
+
+// ===== a detected SPDY/3 session that turns out to be 3.1 =====
+
+/// A SPDY/3.1 client that keeps the default 64 KiB session window sends no
+/// WINDOW_UPDATE(0) until it has consumed half of it, so a server that
+/// detects the version sees SPDY/3 at first. What it sends meanwhile must
+/// stay within the 64 KiB the client assumes, on all streams together
+/// (the client asserts it), and the download then goes on as 3.1.
+#[test]
+fn detected_v3_that_is_v3_1_never_overruns_the_session_window() {
+    let peer = Peer::with_session(Session::detecting(Config::default()), Version::V3_1);
+    let behaviour = Behaviour {
+        session_window: true,
+        honours_settings: true,
+    };
+    let got = download(peer, Version::V3_1, behaviour, 4, 256 * 1024);
+    assert_eq!(got, (vec![256 * 1024; 4], 0));
+}
+
+/// The same server with a plain SPDY/3 client (stream windows only, never a
+/// WINDOW_UPDATE(0)) must not stay limited by a session window the client
+/// knows nothing of. One stream: its credit gives the client away at once.
+#[test]
+fn detected_v3_that_stays_v3_is_not_held_by_a_session_window() {
+    let peer = Peer::with_session(Session::detecting(Config::default()), Version::V3);
+    let behaviour = Behaviour {
+        session_window: false,
+        honours_settings: true,
+    };
+    let got = download(peer, Version::V3, behaviour, 1, 1024 * 1024);
+    assert_eq!(got, (vec![1024 * 1024], 0));
+}
+
+/// Four streams share the tentative 64 KiB: none reaches the client's
+/// update threshold, so it returns nothing, exactly as a 3.1 client that
+/// does not read. After one wait of the detection grace the session is
+/// SPDY/3 and the downloads finish.
+#[test]
+fn detected_v3_reading_many_streams_is_settled_after_one_wait() {
+    let peer = Peer::with_session(Session::detecting(Config::default()), Version::V3);
+    let behaviour = Behaviour {
+        session_window: false,
+        honours_settings: true,
+    };
+    let got = download(peer, Version::V3, behaviour, 4, 256 * 1024);
+    assert_eq!(got, (vec![256 * 1024; 4], 1));
 }

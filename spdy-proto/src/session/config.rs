@@ -311,7 +311,10 @@ impl Config {
     /// For a server that detects the version from the first frame: SPDY/3
     /// and 3.1 look the same on the wire, so a version-3 session starts as
     /// SPDY/3 and becomes 3.1 when the peer sends a session WINDOW_UPDATE
-    /// (stream 0), as node-spdy does. Default true.
+    /// (stream 0), as node-spdy does. Until it does, what we send stays
+    /// within the 64 KiB session window a 3.1 peer assumes; a peer that
+    /// returns stream credit beyond it, or leaves it spent for a second,
+    /// is taken for plain SPDY/3. Default true.
     pub fn with_upgrade_v3_to_v3_1(mut self, upgrade: bool) -> Config {
         self.upgrade_v3_to_v3_1 = upgrade;
         self

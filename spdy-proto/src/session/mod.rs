@@ -99,6 +99,13 @@ pub enum Role {
     Server,
 }
 
+/// How long a detected SPDY/3 session that may be 3.1 waits, its tentative
+/// 64 KiB session window spent, for the peer's first WINDOW_UPDATE(0)
+/// before it takes the peer for plain SPDY/3 (see `Session::settle_v3`):
+/// one second, several round trips on any path, and a delay a SPDY/3 peer
+/// pays at most once per session.
+const V3_DETECT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What [`Session::recv`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recv {
@@ -134,6 +141,15 @@ pub struct Session {
     version: Option<Version>,
     /// The version was detected from the first frame (not configured).
     detected: bool,
+    /// A detected SPDY/3 session was found to be plain SPDY/3 (see
+    /// `settle_v3`): it will not become 3.1 any more.
+    v3_settled: bool,
+    /// Stream WINDOW_UPDATE credit a detected SPDY/3 peer has returned
+    /// while it might yet be 3.1 (see `settle_v3`).
+    v3_stream_credit: u64,
+    /// When a detected SPDY/3 session that may be 3.1 first found its
+    /// tentative session window spent with data to send (see `settle_v3`).
+    v3_blocked_since: Option<Instant>,
     config: Config,
     decoder: Option<FrameDecoder>,
     encoder: Option<FrameEncoder>,
@@ -226,6 +242,9 @@ impl Session {
             role,
             version,
             detected: false,
+            v3_settled: false,
+            v3_stream_credit: 0,
+            v3_blocked_since: None,
             decoder: None,
             encoder: None,
             streams: HashMap::new(),
@@ -455,7 +474,8 @@ impl Session {
         let stalls = self
             .stalls
             .next_deadline(self.awaiting_first_frame(), self.going_away());
-        [self.ping.next_deadline(), stalls]
+        let v3_detect = self.v3_blocked_since.map(|t| t + V3_DETECT_GRACE);
+        [self.ping.next_deadline(), stalls, v3_detect]
             .into_iter()
             .flatten()
             .min()
@@ -487,6 +507,14 @@ impl Session {
             return;
         }
         self.note_idle(now);
+        if self
+            .v3_blocked_since
+            .is_some_and(|t| now >= t + V3_DETECT_GRACE)
+        {
+            self.v3_blocked_since = None;
+            self.settle_v3(true);
+            self.reschedule_all();
+        }
         match self
             .stalls
             .on_timeout(now, self.awaiting_first_frame(), self.going_away())
@@ -944,8 +972,51 @@ impl Session {
         }
         match self.version {
             Some(Version::V3_1) => true,
-            Some(Version::V3) => self.detected && self.config.upgrade_v3_to_v3_1,
+            Some(Version::V3) => self.v3_undecided(),
             _ => false,
+        }
+    }
+
+    /// A detected version-3 session whose peer may still turn out to speak
+    /// 3.1 (it has sent no session WINDOW_UPDATE yet).
+    pub(crate) fn v3_undecided(&self) -> bool {
+        self.version == Some(Version::V3)
+            && self.detected
+            && self.config.upgrade_v3_to_v3_1
+            && self.config.peer_flow_control
+            && !self.v3_settled
+    }
+
+    /// While a detected session may be SPDY/3.1, what we send is limited by
+    /// the 64 KiB session window a 3.1 peer assumes until its first
+    /// WINDOW_UPDATE(0): sending past it would break a 3.1 peer's window
+    /// (and it may never give the excess back). A plain SPDY/3 peer never
+    /// opens that window, and we tell it apart by the credit it returns:
+    /// once its stream WINDOW_UPDATEs have given back a whole initial
+    /// session window (64 KiB) while the session window is spent and no
+    /// WINDOW_UPDATE(0) came, it has consumed everything a 3.1 peer could
+    /// have let us send without crediting the session, which a 3.1 peer
+    /// cannot do without stalling itself. The session is then SPDY/3 for
+    /// good, and sending goes on by stream windows alone. Checked when
+    /// sending, after the whole read was processed, so a 3.1 peer's stream
+    /// and session updates written together are seen together.
+    ///
+    /// A SPDY/3 peer reading several streams may return no stream credit
+    /// at all (each got less than its update threshold), and then looks
+    /// exactly like a 3.1 peer whose application does not read: after
+    /// [`V3_DETECT_GRACE`] blocked so, the session is taken for SPDY/3
+    /// (`timed_out`), which at worst overruns a 3.1 peer that kept the
+    /// 64 KiB default session window and stopped reading.
+    pub(crate) fn settle_v3(&mut self, timed_out: bool) {
+        if self.v3_undecided()
+            && self.conn_send_window.available() == 0
+            && (timed_out || self.v3_stream_credit >= u64::from(DEFAULT_WINDOW))
+        {
+            self.v3_settled = true;
+            self.v3_blocked_since = None;
+            self.conn_send_window = Window::unlimited();
+            self.conn_recv_window = Window::unlimited();
+            self.conn_pending_update = 0;
         }
     }
 

@@ -778,11 +778,8 @@ impl Session {
             return;
         }
         if frame.stream_id.is_zero() {
-            if self.version == Some(Version::V3)
-                && self.detected
-                && self.config.upgrade_v3_to_v3_1
-                && self.config.peer_flow_control
-            {
+            if self.v3_undecided() {
+                self.v3_blocked_since = None;
                 self.version = Some(Version::V3_1);
                 self.events.push_back(Event::Version(Version::V3_1));
                 self.enable_session_window();
@@ -802,6 +799,9 @@ impl Session {
             return;
         }
         let id = frame.stream_id;
+        if self.v3_undecided() {
+            self.v3_stream_credit = self.v3_stream_credit.saturating_add(u64::from(frame.delta));
+        }
         let Some(stream) = self.streams.get_mut(&id) else {
             // Late updates for finished streams are normal.
             return;
@@ -824,7 +824,7 @@ impl Session {
         self.notify_writable(id);
     }
 
-    fn reschedule_all(&mut self) {
+    pub(super) fn reschedule_all(&mut self) {
         let ids: Vec<StreamId> = self
             .streams
             .iter()

@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::error::{SessionError, StreamError};
 use super::Session;
 use crate::codec::EncodedData;
-use crate::frame::{Data, EncodeError, Frame, Headers, RstStatus, StreamId, Version};
+use crate::frame::{Data, EncodeError, Frame, Headers, RstStatus, StreamId};
 use crate::header_block::HeaderBlockError;
 
 /// Queued writes shorter than this are gathered (copied) into one DATA
@@ -103,7 +103,7 @@ impl Session {
         if self.closed.is_some() {
             return None;
         }
-        self.next_data()
+        self.next_data(now)
     }
 
     /// Encodes queued control frames into one batch.
@@ -152,8 +152,12 @@ impl Session {
     }
 
     /// The next DATA frame (or trailers, or bare FIN) by priority.
-    fn next_data(&mut self) -> Option<Transmit> {
-        let session_limited = self.version == Some(Version::V3_1) && self.config.peer_flow_control;
+    fn next_data(&mut self, now: Instant) -> Option<Transmit> {
+        // A detected SPDY/3 session that may yet be 3.1 is limited as 3.1
+        // is (see `settle_v3`).
+        self.settle_v3(false);
+        let session_limited = self.session_window_tracked();
+        let mut session_blocked = false;
         // Streams with data but no session window keep their place, while
         // those behind them that only owe a FIN or trailers (which need no
         // window) still go.
@@ -180,6 +184,7 @@ impl Session {
                     usize::MAX
                 };
                 if conn_room == 0 {
+                    session_blocked = true;
                     stream.scheduled = true;
                     waiting.push((id, stream.priority));
                     continue;
@@ -195,6 +200,9 @@ impl Session {
         }
         for (id, priority) in waiting.into_iter().rev() {
             self.scheduler.push_front(id, priority);
+        }
+        if session_blocked && self.v3_undecided() && self.v3_blocked_since.is_none() {
+            self.v3_blocked_since = Some(now);
         }
         result
     }
