@@ -359,3 +359,191 @@ fn detected_v3_reading_many_streams_is_settled_after_one_wait() {
     let got = download(peer, Version::V3, behaviour, 4, 256 * 1024);
     assert_eq!(got, (vec![256 * 1024; 4], 1));
 }
+
+// ===== receive windows grown by WINDOW_UPDATE =====
+
+/// A scripted peer that sends `total` bytes to our session on one stream,
+/// as far as the windows *it believes in* allow: 64 KiB per stream (or our
+/// SETTINGS_INITIAL_WINDOW_SIZE, if it honours SETTINGS) and, in SPDY/3.1,
+/// 64 KiB for the session, each grown only by our WINDOW_UPDATEs. With
+/// `our_role` Client we open a GET and the peer answers it (a download);
+/// with Server the peer opens a POST (an upload). Our application reads
+/// and releases everything after each read. Panics if our session resets
+/// anything or goes away, if the peer ever believes in more window than
+/// our stream `window` (and `session` window) let us hold, or if both
+/// sides wait on each other (a stall). Returns the bytes our application
+/// received.
+fn send_to_us(
+    our_role: Role,
+    honours_settings: bool,
+    window: u32,
+    session: u32,
+    total: usize,
+) -> usize {
+    let version = Version::V3_1;
+    let config = Config::default()
+        .with_initial_window(window)
+        .with_session_window(session);
+    let stream_cap = i64::from(window.max(DEFAULT_WINDOW));
+    let session_cap = i64::from(session);
+    let mut peer = Peer::new(our_role, version, config);
+    let mut initial_window = i64::from(DEFAULT_WINDOW);
+    let mut stream_window = 0i64;
+    let mut session_window = i64::from(DEFAULT_WINDOW);
+    let mut stream: Option<u32> = None;
+    let mut may_send = false;
+    let mut sent = 0usize;
+    let mut received = 0usize;
+    let mut done = false;
+    if our_role == Role::Client {
+        peer.session
+            .open_stream(
+                request(version, "/big"),
+                spdy_proto::session::OpenOptions {
+                    fin: true,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    let mut idle = 0;
+    for _ in 0..1_000_000 {
+        let mut moved = false;
+        let mut out = Vec::new();
+        for frame in peer.frames() {
+            moved = true;
+            match frame {
+                Frame::Settings(s) => {
+                    if let Some(w) = s.get(SettingId::InitialWindowSize) {
+                        if honours_settings {
+                            stream_window += i64::from(w) - initial_window;
+                            initial_window = i64::from(w);
+                        }
+                    }
+                }
+                Frame::SynStream(s) => {
+                    // Our GET: the peer answers and starts sending.
+                    stream = Some(s.stream_id.value());
+                    stream_window = initial_window;
+                    may_send = true;
+                    out.push(Frame::SynReply(spdy_proto::frame::SynReply::new(
+                        s.stream_id,
+                        response(version, "200 OK"),
+                    )));
+                }
+                Frame::SynReply(_) => {}
+                Frame::WindowUpdate(w) if w.stream_id.is_zero() => {
+                    session_window += i64::from(w.delta);
+                    assert!(
+                        session_window <= session_cap,
+                        "session window {session_window}"
+                    );
+                }
+                Frame::WindowUpdate(w) => {
+                    assert_eq!(Some(w.stream_id.value()), stream);
+                    stream_window += i64::from(w.delta);
+                }
+                other => panic!("our session sent {other:?}"),
+            }
+        }
+        if our_role == Role::Server && stream.is_none() {
+            stream = Some(1);
+            stream_window = initial_window;
+            may_send = true;
+            out.push(syn(version, 1, false));
+        }
+        assert!(
+            stream_window <= stream_cap,
+            "the peer believes in a stream window of {stream_window}, we hold {stream_cap}"
+        );
+        // The peer sends what its windows allow.
+        if let (true, Some(id)) = (may_send, stream) {
+            while sent < total {
+                let n = (total - sent)
+                    .min(16 * 1024)
+                    .min(stream_window.max(0) as usize)
+                    .min(session_window.max(0) as usize);
+                if n == 0 {
+                    break;
+                }
+                sent += n;
+                stream_window -= n as i64;
+                session_window -= n as i64;
+                out.push(data(id, n, sent == total));
+            }
+        }
+        if !out.is_empty() {
+            moved = true;
+            peer.send(&out);
+        }
+        // Our application reads and releases everything.
+        for event in peer.events() {
+            match event {
+                Event::StreamOpened { id, .. } => peer
+                    .session
+                    .reply(id, response(version, "200 OK"), true)
+                    .unwrap(),
+                Event::StreamFailed { id, error } => panic!("stream {id} failed: {error}"),
+                Event::Closed { error } => panic!("session closed: {error:?}"),
+                _ => {}
+            }
+        }
+        if let Some(id) = stream {
+            loop {
+                match peer.session.recv(sid(id), usize::MAX) {
+                    Ok(Recv::Data(d)) => {
+                        received += d.len();
+                        peer.session.release_capacity(sid(id), d.len()).unwrap();
+                    }
+                    Ok(Recv::End) => {
+                        done = true;
+                        break;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        if done {
+            break;
+        }
+        idle = if moved { 0 } else { idle + 1 };
+        assert!(
+            idle < 3,
+            "stalled after {sent} bytes sent, {received} received \
+             (the peer's windows: stream {stream_window}, session {session_window})"
+        );
+    }
+    received
+}
+
+const BIG: usize = 20 * 1024 * 1024;
+const MIB: u32 = 1024 * 1024;
+
+/// Issue 14: a Go SPDY/3.1 server ignores SETTINGS_INITIAL_WINDOW_SIZE.
+/// With a 1 or 4 MiB stream window configured our client must still get
+/// a 20 MiB response (it stopped at 64 KiB).
+#[test]
+fn a_server_that_ignores_settings_sends_20_mib_to_a_large_window() {
+    for window in [MIB, 4 * MIB] {
+        let got = send_to_us(Role::Client, false, window, 16 * MIB, BIG);
+        assert_eq!(got, BIG, "{window}");
+    }
+}
+
+/// The same peer as a client uploading to our server.
+#[test]
+fn a_client_that_ignores_settings_uploads_20_mib() {
+    assert_eq!(send_to_us(Role::Server, false, MIB, MIB, BIG), BIG);
+}
+
+/// A peer that honours SETTINGS must not be given more than we hold (it
+/// would add our WINDOW_UPDATE to an advertised window), in either role.
+#[test]
+fn a_peer_that_honours_settings_never_gets_more_than_we_hold() {
+    for role in [Role::Client, Role::Server] {
+        assert_eq!(send_to_us(role, true, MIB, 4 * MIB, BIG), BIG, "{role:?}");
+        // A window below the default is still advertised, and honoured.
+        let got = send_to_us(role, true, 16 * 1024, MIB, MIB as usize);
+        assert_eq!(got, MIB as usize, "{role:?}");
+    }
+}

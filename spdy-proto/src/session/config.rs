@@ -135,9 +135,11 @@ impl Config {
         self.accept_push
     }
 
-    /// Receive window of each stream, advertised with
-    /// SETTINGS_INITIAL_WINDOW_SIZE (SPDY/3 and later). What a peer can make
-    /// us buffer per stream. Clamped to 1 ..= 2^31 - 1. Default 64 KiB.
+    /// Receive window of each stream (SPDY/3 and later): what a peer can
+    /// make us buffer per stream. Above 64 KiB it is given to each stream
+    /// by a WINDOW_UPDATE when the stream opens, since some peers ignore
+    /// SETTINGS_INITIAL_WINDOW_SIZE; below, that setting advertises it.
+    /// Clamped to 1 ..= 2^31 - 1. Default 64 KiB.
     pub fn with_initial_window(mut self, bytes: u32) -> Config {
         self.initial_window = bytes.clamp(1, MAX_WINDOW);
         self

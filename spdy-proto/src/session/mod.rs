@@ -310,7 +310,9 @@ impl Session {
             SettingId::MaxConcurrentStreams,
             self.config.max_concurrent_streams,
         )];
-        if version != Version::V2 && self.config.initial_window != DEFAULT_WINDOW {
+        // A smaller stream window can only be had by SETTINGS; a larger
+        // one is given stream by stream (`raise_stream_window`).
+        if version != Version::V2 && self.config.initial_window < DEFAULT_WINDOW {
             entries.push(Setting::new(
                 SettingId::InitialWindowSize,
                 self.config.initial_window,
@@ -659,7 +661,11 @@ impl Session {
             stream.opened_on_wire = true;
             self.local_active += 1;
         }
+        let peer_sends = !frame.unidirectional;
         self.control.push_back(Frame::SynStream(frame));
+        if peer_sends {
+            self.raise_stream_window(id);
+        }
         self.events.push_back(Event::StreamStarted { id });
         // Data or trailers queued while it waited can go now; a stream
         // opened with FIN and unidirectional is already over.
@@ -697,6 +703,31 @@ impl Session {
         } else {
             Window::new(self.peer_initial_window)
         }
+    }
+
+    /// Gives a new stream on which the peer may send the configured window
+    /// when it exceeds 64 KiB: a WINDOW_UPDATE of the difference, right
+    /// after our SYN_STREAM or as soon as the peer's SYN_STREAM is
+    /// accepted (before our SYN_REPLY, so an upload need not wait for the
+    /// answer).
+    ///
+    /// Such a window is *not* advertised with SETTINGS_INITIAL_WINDOW_SIZE:
+    /// some peers (Go SPDY/3.1 libraries) ignore that setting and assume
+    /// 64 KiB, and would stall waiting for credit we hold back until half
+    /// of the large window is used. Sending both would not do either: a
+    /// peer that honours SETTINGS would add the update to the advertised
+    /// size and believe in twice what we can hold. With the update alone,
+    /// every peer counts 64 KiB + delta, the window we enforce
+    /// (`new_recv_window`), and the half-window threshold for returning
+    /// credit is reached whatever the peer. A smaller window still goes by
+    /// SETTINGS, as no WINDOW_UPDATE can shrink one.
+    fn raise_stream_window(&mut self, id: StreamId) {
+        if !self.flow_controlled() || self.config.initial_window <= DEFAULT_WINDOW {
+            return;
+        }
+        let delta = self.config.initial_window - DEFAULT_WINDOW;
+        self.control
+            .push_back(Frame::WindowUpdate(WindowUpdate::new(id, delta)));
     }
 
     /// The receive window a new stream starts with. Until the peer has seen

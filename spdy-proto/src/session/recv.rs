@@ -456,6 +456,9 @@ impl Session {
         }
         self.streams.insert(id, stream);
         self.remote_active += 1;
+        if !frame.fin {
+            self.raise_stream_window(id);
+        }
         self.events.push_back(Event::StreamOpened {
             id,
             associated_to: push.then_some(frame.associated_to),
