@@ -10,7 +10,9 @@ use bytes::Bytes;
 use spdy_proto::frame::{
     Data, Frame, GoAway, GoAwayStatus, SettingId, StreamId, SynStream, Version, WindowUpdate,
 };
-use spdy_proto::session::{Config, Event, Recv, Role, Session, DEFAULT_WINDOW};
+use std::time::Duration;
+
+use spdy_proto::session::{Config, Event, Recv, Role, Session, StreamError, DEFAULT_WINDOW};
 use support::{request, response, sid, Peer};
 
 fn syn(version: Version, id: u32, fin: bool) -> Frame {
@@ -546,4 +548,145 @@ fn a_peer_that_honours_settings_never_gets_more_than_we_hold() {
         let got = send_to_us(role, true, 16 * 1024, MIB, MIB as usize);
         assert_eq!(got, MIB as usize, "{role:?}");
     }
+}
+
+// ===== a peer that never opens a window =====
+
+/// Our client opens a stream and has 1 MiB to send to a scripted server
+/// that answers but never sends WINDOW_UPDATE (spdystream does no flow
+/// control; so does a 3.1-only server spoken to as SPDY/3). Returns the
+/// peer, the stream, and what the server received (the first window).
+fn blocked_upload(
+    version: Version,
+    config: Config,
+    peer_settings: Option<Frame>,
+) -> (Peer, StreamId, usize) {
+    let mut peer = Peer::started(Role::Client, version, config);
+    if let Some(settings) = peer_settings {
+        peer.send(&[settings]);
+    }
+    let id = peer
+        .session
+        .open_stream(
+            request(version, "/upload"),
+            spdy_proto::session::OpenOptions::default(),
+        )
+        .unwrap();
+    peer.frames();
+    peer.send(&[Frame::SynReply(spdy_proto::frame::SynReply::new(
+        id,
+        response(version, "200 OK"),
+    ))]);
+    peer.events();
+    let mut left = 1024 * 1024;
+    let mut received = 0;
+    loop {
+        let room = peer.session.send_capacity(id).unwrap().min(left);
+        if room > 0 {
+            left -= room;
+            peer.session
+                .send_data(id, Bytes::from(vec![b'u'; room]), left == 0)
+                .unwrap();
+        }
+        let frames = peer.frames();
+        let got: usize = frames
+            .iter()
+            .map(|f| match f {
+                Frame::Data(d) => d.data.len(),
+                _ => 0,
+            })
+            .sum();
+        received += got;
+        if got == 0 && room == 0 {
+            break;
+        }
+    }
+    (peer, id, received)
+}
+
+fn stalled(events: &[Event], id: StreamId) -> Option<std::time::Duration> {
+    events.iter().find_map(|e| match e {
+        Event::StreamFailed {
+            id: failed,
+            error: StreamError::WindowStalled { waited },
+        } if *failed == id => Some(*waited),
+        _ => None,
+    })
+}
+
+/// The stream fails with a typed error that names the likely cause and
+/// the way out, after the configured time without a WINDOW_UPDATE, and the
+/// peer is told by RST_STREAM CANCEL; the clock restarts with each update.
+#[test]
+fn a_peer_that_never_opens_the_window_fails_the_stream_with_advice() {
+    let timeout = Duration::from_secs(60);
+    for version in [Version::V3, Version::V3_1] {
+        let (mut peer, id, received) = blocked_upload(version, Config::default(), None);
+        assert_eq!(received, DEFAULT_WINDOW as usize, "{version}");
+        let deadline = peer.session.poll_timeout().expect("a deadline");
+        assert_eq!(deadline - peer.now, timeout, "{version}");
+        // An update just before the deadline lets 16 KiB more go, and the
+        // clock starts again from there.
+        peer.advance(timeout - Duration::from_secs(1));
+        assert!(stalled(&peer.events(), id).is_none(), "{version}");
+        peer.send(&[window_update(id.value(), 16 * 1024)]);
+        if version == Version::V3_1 {
+            peer.send(&[window_update(0, 16 * 1024)]);
+        }
+        let room = peer.session.send_capacity(id).unwrap();
+        peer.session
+            .send_data(id, Bytes::from(vec![b'u'; room]), false)
+            .unwrap();
+        let sent: usize = peer
+            .frames()
+            .iter()
+            .map(|f| match f {
+                Frame::Data(d) => d.data.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(sent, 16 * 1024, "{version}");
+        peer.advance(timeout - Duration::from_secs(1));
+        assert!(stalled(&peer.events(), id).is_none(), "{version}");
+        peer.advance(Duration::from_secs(1));
+        let events = peer.events();
+        assert_eq!(stalled(&events, id), Some(timeout), "{version}: {events:?}");
+        let frames = peer.frames();
+        assert!(
+            matches!(frames.as_slice(), [Frame::RstStream(r)]
+                if r.stream_id == id && r.status == spdy_proto::frame::RstStatus::Cancel),
+            "{version}: {frames:?}"
+        );
+        let message = StreamError::WindowStalled { waited: timeout }.to_string();
+        assert!(
+            message.contains("with_peer_flow_control(false)"),
+            "{message}"
+        );
+    }
+}
+
+/// SPDY/3.1: a stream with window to spare still stalls on a session
+/// window the peer never opens, and that is caught too.
+#[test]
+fn a_session_window_that_never_opens_fails_the_stream() {
+    let big = Frame::Settings(spdy_proto::frame::Settings::new(vec![
+        spdy_proto::frame::Setting::new(SettingId::InitialWindowSize, 8 * 1024 * 1024),
+    ]));
+    let config = Config::default().with_window_stall_timeout(Some(Duration::from_secs(5)));
+    let (mut peer, id, received) = blocked_upload(Version::V3_1, config, Some(big));
+    assert_eq!(received, DEFAULT_WINDOW as usize);
+    peer.advance(Duration::from_secs(5));
+    assert_eq!(stalled(&peer.events(), id), Some(Duration::from_secs(5)));
+}
+
+/// `None` waits forever, as before.
+#[test]
+fn the_window_stall_timeout_can_be_turned_off() {
+    let config = Config::default().with_window_stall_timeout(None);
+    let (mut peer, _, received) = blocked_upload(Version::V3_1, config, None);
+    assert_eq!(received, DEFAULT_WINDOW as usize);
+    assert_eq!(peer.session.poll_timeout(), None);
+    peer.advance(Duration::from_secs(3600));
+    assert!(peer.events().is_empty());
+    assert!(peer.frames().is_empty());
 }

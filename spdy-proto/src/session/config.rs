@@ -68,6 +68,7 @@ pub struct Config {
     pub(crate) send_slack: usize,
     pub(crate) ignored_frame_rate: RateLimit,
     pub(crate) ignored_header_bytes: RateLimit,
+    pub(crate) window_stall_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -99,6 +100,7 @@ impl Default for Config {
             send_slack: 16 * 1024,
             ignored_frame_rate: RateLimit::new(5000, Duration::from_secs(10)),
             ignored_header_bytes: RateLimit::new(4 * 1024 * 1024, Duration::from_secs(10)),
+            window_stall_timeout: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -349,6 +351,20 @@ impl Config {
     /// ones. Default 4 MiB per 10 s.
     pub fn with_ignored_header_bytes(mut self, limit: RateLimit) -> Config {
         self.ignored_header_bytes = limit;
+        self
+    }
+
+    /// How long a stream with data to send may wait on a shut window (its
+    /// own, or the SPDY/3.1 session window) with no WINDOW_UPDATE from the
+    /// peer before it fails with
+    /// [`StreamError::WindowStalled`](super::StreamError::WindowStalled)
+    /// and is reset (`None`: forever). Without it, a peer that does no
+    /// flow control, or speaks another version, makes a transfer stop at
+    /// 64 KiB and wait silently. Default 60 s, nginx's `send_timeout` for a
+    /// client that takes no data: long enough for a reader that pauses
+    /// (a pager, a paused player) to resume, short enough to be an answer.
+    pub fn with_window_stall_timeout(mut self, timeout: Option<Duration>) -> Config {
+        self.window_stall_timeout = timeout;
         self
     }
 }

@@ -477,10 +477,52 @@ impl Session {
             .stalls
             .next_deadline(self.awaiting_first_frame(), self.going_away());
         let v3_detect = self.v3_blocked_since.map(|t| t + V3_DETECT_GRACE);
-        [self.ping.next_deadline(), stalls, v3_detect]
-            .into_iter()
-            .flatten()
+        [
+            self.ping.next_deadline(),
+            stalls,
+            v3_detect,
+            self.window_stall_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// When the first stream waiting on a shut window times out.
+    fn window_stall_deadline(&self) -> Option<Instant> {
+        let timeout = self.config.window_stall_timeout?;
+        self.streams
+            .values()
+            .filter_map(|s| s.window_blocked_since)
             .min()
+            .map(|since| since + timeout)
+    }
+
+    /// Fails the streams whose data has waited on a shut window, with no
+    /// WINDOW_UPDATE, for `window_stall_timeout`: the peer is not going to
+    /// open it (see [`StreamError::WindowStalled`]).
+    fn fail_window_stalls(&mut self, now: Instant) {
+        let Some(timeout) = self.config.window_stall_timeout else {
+            return;
+        };
+        let session_shut = self.session_window_tracked() && self.conn_send_window.available() == 0;
+        let mut stalled = Vec::new();
+        for (id, stream) in self.streams.iter_mut() {
+            let Some(since) = stream.window_blocked_since else {
+                continue;
+            };
+            let shut = stream.send_window.available() == 0 || session_shut;
+            if stream.send_queued == 0 || stream.local_closed || !shut {
+                // It may send again: the clock waits for the next block.
+                stream.window_blocked_since = None;
+            } else if now >= since + timeout {
+                stalled.push((*id, now - since));
+            }
+        }
+        for (id, waited) in stalled {
+            self.send_reset(id, RstStatus::Cancel);
+            self.fail_stream(id, StreamError::WindowStalled { waited });
+        }
     }
 
     /// A server still waits for the client's first frame.
@@ -517,6 +559,7 @@ impl Session {
             self.settle_v3(true);
             self.reschedule_all();
         }
+        self.fail_window_stalls(now);
         match self
             .stalls
             .on_timeout(now, self.awaiting_first_frame(), self.going_away())

@@ -718,6 +718,7 @@ impl Session {
             if stream.send_window.adjust(delta, max).is_err() {
                 overflowed.push(*id);
             } else if before == 0 && stream.send_window.available() > 0 {
+                stream.window_blocked_since = None;
                 reopened.push(*id);
             }
         }
@@ -796,6 +797,11 @@ impl Session {
                     self.fail_session(ProtocolViolation::SessionWindowOverflow.into());
                     return;
                 }
+                // The clocks of streams waiting on the session window
+                // restart (`Config::with_window_stall_timeout`).
+                for stream in self.streams.values_mut() {
+                    stream.window_blocked_since = None;
+                }
                 self.reschedule_all();
             }
             // SPDY/3 has no session window: nothing to do.
@@ -821,6 +827,7 @@ impl Session {
             return;
         }
         let _ = stream.send_granted.increase(frame.delta, i64::MAX / 8);
+        stream.window_blocked_since = None;
         if was_blocked {
             self.schedule(id);
         }

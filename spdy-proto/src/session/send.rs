@@ -176,6 +176,7 @@ impl Session {
                 if stream_room == 0 {
                     // Blocked on its own window; a WINDOW_UPDATE or SETTINGS
                     // change reschedules it.
+                    stream.window_blocked_since.get_or_insert(now);
                     continue;
                 }
                 let conn_room = if session_limited {
@@ -185,6 +186,7 @@ impl Session {
                 };
                 if conn_room == 0 {
                     session_blocked = true;
+                    stream.window_blocked_since.get_or_insert(now);
                     stream.scheduled = true;
                     waiting.push((id, stream.priority));
                     continue;
@@ -213,6 +215,7 @@ impl Session {
             let Some(stream) = self.streams.get_mut(&id) else {
                 return Transmit::Frames(Bytes::new());
             };
+            stream.window_blocked_since = None;
             let chunk = take_chunk(&mut stream.send_queue, n);
             stream.send_queued -= chunk.len();
             stream.send_window.consume(chunk.len());

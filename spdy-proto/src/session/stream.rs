@@ -66,6 +66,9 @@ pub(crate) struct Stream {
     /// The application was told the buffer was full; tell it when room
     /// opens.
     pub(crate) wants_writable: bool,
+    /// Since when data has waited on a shut window with no WINDOW_UPDATE
+    /// (see `Config::with_window_stall_timeout`).
+    pub(crate) window_blocked_since: Option<std::time::Instant>,
 
     // ----- the peer's sending side -----
     /// For a stream we opened (bidirectional): SYN_REPLY received. For a
@@ -125,6 +128,7 @@ impl Stream {
             send_granted: send_window,
             scheduled: false,
             wants_writable: false,
+            window_blocked_since: None,
             replied: false,
             reply_sent: false,
             remote_closed: false,
