@@ -150,6 +150,10 @@ pub struct Session {
     /// When a detected SPDY/3 session that may be 3.1 first found its
     /// tentative session window spent with data to send (see `settle_v3`).
     v3_blocked_since: Option<Instant>,
+    /// Some stream may have data waiting on a shut window (its
+    /// `window_blocked_since` set): only then are the streams searched for
+    /// the stall deadline, so sessions that never block pay nothing.
+    window_blocks: bool,
     config: Config,
     decoder: Option<FrameDecoder>,
     encoder: Option<FrameEncoder>,
@@ -245,6 +249,7 @@ impl Session {
             v3_settled: false,
             v3_stream_credit: 0,
             v3_blocked_since: None,
+            window_blocks: false,
             decoder: None,
             encoder: None,
             streams: HashMap::new(),
@@ -491,6 +496,9 @@ impl Session {
     /// When the first stream waiting on a shut window times out.
     fn window_stall_deadline(&self) -> Option<Instant> {
         let timeout = self.config.window_stall_timeout?;
+        if !self.window_blocks {
+            return None;
+        }
         self.streams
             .values()
             .filter_map(|s| s.window_blocked_since)
@@ -523,6 +531,10 @@ impl Session {
             self.send_reset(id, RstStatus::Cancel);
             self.fail_stream(id, StreamError::WindowStalled { waited });
         }
+        self.window_blocks = self
+            .streams
+            .values()
+            .any(|s| s.window_blocked_since.is_some());
     }
 
     /// A server still waits for the client's first frame.

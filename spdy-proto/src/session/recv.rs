@@ -802,6 +802,7 @@ impl Session {
                 for stream in self.streams.values_mut() {
                     stream.window_blocked_since = None;
                 }
+                self.window_blocks = false;
                 self.reschedule_all();
             }
             // SPDY/3 has no session window: nothing to do.

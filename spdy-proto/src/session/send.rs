@@ -177,6 +177,7 @@ impl Session {
                     // Blocked on its own window; a WINDOW_UPDATE or SETTINGS
                     // change reschedules it.
                     stream.window_blocked_since.get_or_insert(now);
+                    self.window_blocks = true;
                     continue;
                 }
                 let conn_room = if session_limited {
@@ -187,6 +188,7 @@ impl Session {
                 if conn_room == 0 {
                     session_blocked = true;
                     stream.window_blocked_since.get_or_insert(now);
+                    self.window_blocks = true;
                     stream.scheduled = true;
                     waiting.push((id, stream.priority));
                     continue;
