@@ -159,6 +159,9 @@ struct Behaviour {
     /// (else it assumes 64 KiB whatever we say, like a Go SPDY/3.1
     /// library).
     honours_settings: bool,
+    /// A WINDOW_UPDATE it sends right after each SYN_STREAM, raising the
+    /// stream's window (as we do for windows above 64 KiB), or 0.
+    raise: u32,
 }
 
 /// The client's view of one stream.
@@ -229,6 +232,9 @@ fn download(
             opened = true;
             for &id in &ids {
                 answer.push(syn(version, id, true));
+                if behaviour.raise > 0 {
+                    answer.push(window_update(id, behaviour.raise));
+                }
                 clients.push(ClientStream {
                     window: -1,
                     ..Default::default()
@@ -246,7 +252,7 @@ fn download(
                 Frame::SynReply(r) => {
                     let c = &mut clients[(r.stream_id.value() as usize - 1) / 2];
                     if c.window < 0 {
-                        c.window = initial_stream_window;
+                        c.window = initial_stream_window + i64::from(behaviour.raise);
                     }
                 }
                 Frame::WindowUpdate(_) | Frame::Settings(_) => {}
@@ -281,7 +287,8 @@ fn download(
         // and only then is credit returned (as a receiver does that reads
         // after each read from the socket).
         for (i, c) in clients.iter_mut().enumerate() {
-            if c.credit as i64 >= initial_stream_window / 2 && !c.fin {
+            let window = initial_stream_window + i64::from(behaviour.raise);
+            if c.credit as i64 >= window / 2 && !c.fin {
                 c.window += i64::from(c.credit);
                 answer.push(window_update(1 + 2 * i as u32, c.credit));
                 c.credit = 0;
@@ -328,9 +335,26 @@ fn detected_v3_that_is_v3_1_never_overruns_the_session_window() {
     let behaviour = Behaviour {
         session_window: true,
         honours_settings: true,
+        raise: 0,
     };
     let got = download(peer, Version::V3_1, behaviour, 4, 256 * 1024);
     assert_eq!(got, (vec![256 * 1024; 4], 0));
+}
+
+/// A 3.1 client that raises each stream's window by WINDOW_UPDATE when it
+/// opens it (as ours does for windows above 64 KiB) still has the default
+/// session window: those raises return nothing we sent and must not make
+/// the server take it for plain SPDY/3.
+#[test]
+fn detected_v3_1_that_raises_stream_windows_is_not_taken_for_v3() {
+    let peer = Peer::with_session(Session::detecting(Config::default()), Version::V3_1);
+    let behaviour = Behaviour {
+        session_window: true,
+        honours_settings: true,
+        raise: 4 * 1024 * 1024,
+    };
+    let got = download(peer, Version::V3_1, behaviour, 2, 1024 * 1024);
+    assert_eq!(got, (vec![1024 * 1024; 2], 0));
 }
 
 /// The same server with a plain SPDY/3 client (stream windows only, never a
@@ -342,6 +366,7 @@ fn detected_v3_that_stays_v3_is_not_held_by_a_session_window() {
     let behaviour = Behaviour {
         session_window: false,
         honours_settings: true,
+        raise: 0,
     };
     let got = download(peer, Version::V3, behaviour, 1, 1024 * 1024);
     assert_eq!(got, (vec![1024 * 1024], 0));
@@ -357,6 +382,7 @@ fn detected_v3_reading_many_streams_is_settled_after_one_wait() {
     let behaviour = Behaviour {
         session_window: false,
         honours_settings: true,
+        raise: 0,
     };
     let got = download(peer, Version::V3, behaviour, 4, 256 * 1024);
     assert_eq!(got, (vec![256 * 1024; 4], 1));

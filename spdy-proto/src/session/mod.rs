@@ -1079,7 +1079,8 @@ impl Session {
     /// (and it may never give the excess back). A plain SPDY/3 peer never
     /// opens that window, and we tell it apart by the credit it returns:
     /// once its stream WINDOW_UPDATEs have given back a whole initial
-    /// session window (64 KiB) while the session window is spent and no
+    /// session window (64 KiB) of what we sent (not counting raises of a
+    /// window beyond that) while the session window is spent and no
     /// WINDOW_UPDATE(0) came, it has consumed everything a 3.1 peer could
     /// have let us send without crediting the session, which a 3.1 peer
     /// cannot do without stalling itself. The session is then SPDY/3 for

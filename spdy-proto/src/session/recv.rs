@@ -809,13 +809,18 @@ impl Session {
             return;
         }
         let id = frame.stream_id;
-        if self.v3_undecided() {
-            self.v3_stream_credit = self.v3_stream_credit.saturating_add(u64::from(frame.delta));
-        }
+        let undecided = self.v3_undecided();
         let Some(stream) = self.streams.get_mut(&id) else {
             // Late updates for finished streams are normal.
             return;
         };
+        if undecided {
+            // Only what returns bytes we sent counts: a peer may raise a
+            // new stream's window as we do (`raise_stream_window`).
+            let returned = u64::from(frame.delta).min(stream.v3_uncredited);
+            stream.v3_uncredited -= returned;
+            self.v3_stream_credit = self.v3_stream_credit.saturating_add(returned);
+        }
         // "A sender should ignore all the WINDOW_UPDATE frames associated
         // with the stream after it send the last frame for the stream."
         if stream.local_closed {

@@ -231,6 +231,11 @@ impl Session {
         if self.session_window_tracked() {
             self.conn_send_window.consume(data.len());
         }
+        if self.v3_undecided() {
+            if let Some(stream) = self.streams.get_mut(&id) {
+                stream.v3_uncredited += data.len() as u64;
+            }
+        }
         self.notify_writable(id);
         if more {
             if let Some(stream) = self.streams.get_mut(&id) {
