@@ -17,7 +17,9 @@
 //! Flow control is the memory bound: what a peer can make a session buffer
 //! is its stream windows (for each stream) and, in SPDY/3.1, its session
 //! window (for all streams together); a WINDOW_UPDATE is sent only when the
-//! application [releases](Session::release_capacity) data it has consumed.
+//! application [releases](Session::release_capacity) data it has consumed,
+//! and once when a stream opens if its window is above the 64 KiB every
+//! peer assumes (`Config::with_initial_window`).
 //! What we buffer to send is bounded the same way: per stream, what the
 //! peer's windows allow plus a slack (`Config::with_send_slack`). Every
 //! other queue a peer can grow has a limit in [`Config`]. The zlib states
