@@ -137,7 +137,7 @@ impl Session {
         }
     }
 
-    fn is_peer_id(&self, id: StreamId) -> bool {
+    pub(super) fn is_peer_id(&self, id: StreamId) -> bool {
         match self.role {
             Role::Client => id.is_server_initiated(),
             Role::Server => id.is_client_initiated(),
@@ -236,7 +236,7 @@ impl Session {
     /// than answered: we reset it recently (the peer had not seen our
     /// RST_STREAM yet), or we sent GOAWAY and ignore everything new.
     fn ignore_unknown(&self, id: StreamId) -> bool {
-        self.was_recently_reset(id) || (self.goaway_sent && id > self.last_accepted_remote)
+        self.was_recently_reset(id) || (self.goaway_sent && id > self.last_handed_remote)
     }
 
     /// A DATA frame whose header arrived for a stream we do not have is
@@ -456,7 +456,9 @@ impl Session {
         }
         self.streams.insert(id, stream);
         self.remote_active += 1;
-        self.last_accepted_remote = id;
+        if !frame.fin {
+            self.raise_stream_window(id);
+        }
         self.events.push_back(Event::StreamOpened {
             id,
             associated_to: push.then_some(frame.associated_to),
@@ -716,6 +718,7 @@ impl Session {
             if stream.send_window.adjust(delta, max).is_err() {
                 overflowed.push(*id);
             } else if before == 0 && stream.send_window.available() > 0 {
+                stream.window_blocked_since = None;
                 reopened.push(*id);
             }
         }
@@ -779,11 +782,8 @@ impl Session {
             return;
         }
         if frame.stream_id.is_zero() {
-            if self.version == Some(Version::V3)
-                && self.detected
-                && self.config.upgrade_v3_to_v3_1
-                && self.config.peer_flow_control
-            {
+            if self.v3_undecided() {
+                self.v3_blocked_since = None;
                 self.version = Some(Version::V3_1);
                 self.events.push_back(Event::Version(Version::V3_1));
                 self.enable_session_window();
@@ -797,16 +797,30 @@ impl Session {
                     self.fail_session(ProtocolViolation::SessionWindowOverflow.into());
                     return;
                 }
+                // The clocks of streams waiting on the session window
+                // restart (`Config::with_window_stall_timeout`).
+                for stream in self.streams.values_mut() {
+                    stream.window_blocked_since = None;
+                }
+                self.window_blocks = false;
                 self.reschedule_all();
             }
             // SPDY/3 has no session window: nothing to do.
             return;
         }
         let id = frame.stream_id;
+        let undecided = self.v3_undecided();
         let Some(stream) = self.streams.get_mut(&id) else {
             // Late updates for finished streams are normal.
             return;
         };
+        if undecided {
+            // Only what returns bytes we sent counts: a peer may raise a
+            // new stream's window as we do (`raise_stream_window`).
+            let returned = u64::from(frame.delta).min(stream.v3_uncredited);
+            stream.v3_uncredited -= returned;
+            self.v3_stream_credit = self.v3_stream_credit.saturating_add(returned);
+        }
         // "A sender should ignore all the WINDOW_UPDATE frames associated
         // with the stream after it send the last frame for the stream."
         if stream.local_closed {
@@ -819,13 +833,14 @@ impl Session {
             return;
         }
         let _ = stream.send_granted.increase(frame.delta, i64::MAX / 8);
+        stream.window_blocked_since = None;
         if was_blocked {
             self.schedule(id);
         }
         self.notify_writable(id);
     }
 
-    fn reschedule_all(&mut self) {
+    pub(super) fn reschedule_all(&mut self) {
         let ids: Vec<StreamId> = self
             .streams
             .iter()
