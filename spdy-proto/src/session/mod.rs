@@ -1420,6 +1420,7 @@ impl Session {
         if self.closed.is_some() {
             return;
         }
+        tracing::debug!(%error, status = %error.goaway_status(), "session error: GOAWAY");
         self.control.clear();
         self.owed.clear();
         self.drop_unhanded_streams(false);

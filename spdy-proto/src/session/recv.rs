@@ -167,6 +167,7 @@ impl Session {
     /// A stream error found by us: RST_STREAM, and the stream (if we knew
     /// it) fails. Resets the peer makes us send count as peer resets.
     fn stream_error(&mut self, now: Instant, id: StreamId, status: RstStatus) {
+        tracing::debug!(%id, %status, "stream error: RST_STREAM");
         // Report the status that goes on the wire.
         let status = match self.version {
             Some(version) => status.for_version(version),
@@ -590,6 +591,7 @@ impl Session {
     }
 
     fn on_rst_stream(&mut self, now: Instant, frame: RstStream) {
+        tracing::trace!(id = %frame.stream_id, status = %frame.status, "RST_STREAM from the peer");
         let id = frame.stream_id;
         // "An endpoint MUST NOT send a RST_STREAM in response to an
         // RST_STREAM": unknown streams are ignored (but a stream of them
@@ -750,6 +752,7 @@ impl Session {
     }
 
     fn on_goaway(&mut self, now: Instant, frame: GoAway) {
+        tracing::debug!(last_good = %frame.last_good_stream_id, status = %frame.status, "GOAWAY from the peer");
         if self.goaway_received.is_some() && !self.count_empty(now) {
             return;
         }
