@@ -110,9 +110,9 @@ use crate::{Config, Connection, Handle, Role, Version};
 /// The protocol token of the `Upgrade` header.
 pub const SPDY_3_1: &str = "SPDY/3.1";
 
-/// The largest response head [`connect`] reads (status line and headers,
-/// interim 1xx responses included); a larger one is
-/// [`UpgradeError::HeadTooLarge`].
+/// The largest response head [`connect`] reads (status line and headers:
+/// hyper's read buffer limit), and the most it reads of interim 1xx
+/// responses before the final one; more is [`UpgradeError::HeadTooLarge`].
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// The most of a refusal's body [`connect`] keeps (see [`Refused`]).
@@ -379,7 +379,20 @@ pub async fn connect_io<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let request = request.into().to_http()?;
+    let mut request = request.into().to_http()?;
+    // hyper skips interim responses one head at a time, each within its
+    // buffer; their total is bounded here, as if they were one long head.
+    let interim = Arc::new(AtomicUsize::new(0));
+    let interim_seen = Arc::clone(&interim);
+    hyper::ext::on_informational(&mut request, move |response| {
+        let size = "HTTP/1.1 100 \r\n\r\n".len()
+            + response
+                .headers()
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len() + ": \r\n".len())
+                .sum::<usize>();
+        interim_seen.fetch_add(size, Ordering::Relaxed);
+    });
     let read = Arc::new(AtomicUsize::new(0));
     let counted = Counted {
         io,
@@ -398,11 +411,23 @@ where
     let mut conn = pin!(conn.with_upgrades());
     let mut ended = None;
 
-    let sent = driving(conn.as_mut(), &mut ended, sender.send_request(request)).await;
+    let mut send = pin!(sender.send_request(request));
+    let interim_limited = poll_fn(|cx| {
+        if interim.load(Ordering::Relaxed) > MAX_RESPONSE_HEAD {
+            return Poll::Ready(None);
+        }
+        send.as_mut().poll(cx).map(Some)
+    });
+    let sent = driving(conn.as_mut(), &mut ended, interim_limited).await;
     let mut response = match sent {
-        Ok(response) => response,
+        Some(Ok(response)) => response,
+        None => {
+            return Err(UpgradeError::HeadTooLarge {
+                limit: MAX_RESPONSE_HEAD,
+            })
+        }
         // The connection's own error says more than the dropped request's.
-        Err(e) => {
+        Some(Err(e)) => {
             return Err(match ended {
                 Some(Err(conn_error)) => hyper_error(conn_error, &read),
                 _ => hyper_error(e, &read),

@@ -551,19 +551,23 @@ async fn upgrade_refused_carries_status_and_body() {
 }
 
 /// What a refusing server can make the dialer read is bounded: a head
-/// past `MAX_RESPONSE_HEAD` (one endless line, or too many lines) is
-/// `HeadTooLarge`, and of a body, sized or endless, only
-/// `MAX_REFUSAL_BODY` bytes are kept and nothing more is waited for.
+/// past `MAX_RESPONSE_HEAD` (one long or endless line, too many lines, or
+/// interim responses without end) is `HeadTooLarge`, and of a body, sized
+/// or endless, only `MAX_REFUSAL_BODY` bytes are kept and nothing more is
+/// waited for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusing_server_cannot_make_us_read_without_end() {
-    async fn refuse_with(answer: Vec<u8>, endless_tail: bool) -> UpgradeError {
+    /// Answers `answer`, then `tail` over and over until the client goes.
+    async fn refuse_with(answer: Vec<u8>, tail: Option<Vec<u8>>) -> UpgradeError {
         let addr = raw_server(move |mut tcp, _| async move {
             // The client stops reading and drops the socket: writes fail.
             if tcp.write_all(&answer).await.is_err() {
                 return;
             }
-            let filler = vec![b'a'; 16 * 1024];
-            while endless_tail && tcp.write_all(&filler).await.is_ok() {}
+            if let Some(tail) = tail {
+                while tcp.write_all(&tail).await.is_ok() {}
+                return;
+            }
             let mut sink = Vec::new();
             let _ = tcp.read_to_end(&mut sink).await;
         })
@@ -582,15 +586,22 @@ async fn a_refusing_server_cannot_make_us_read_without_end() {
         "a".repeat(2 * upgrade::MAX_RESPONSE_HEAD)
     );
     let endless_line = b"HTTP/1.1 403 Forbidden\r\nx-filler: ".to_vec();
-    for (answer, endless_tail) in [(big_head.into_bytes(), false), (endless_line, true)] {
-        let error = refuse_with(answer, endless_tail).await;
+    let filler = Some(vec![b'a'; 16 * 1024]);
+    // Interim responses without end, each small.
+    let interim = Some(b"HTTP/1.1 100 Continue\r\n\r\n".repeat(100));
+    for (answer, tail) in [
+        (big_head.into_bytes(), None),
+        (endless_line, filler.clone()),
+        (Vec::new(), interim),
+    ] {
+        let error = refuse_with(answer, tail).await;
         assert!(
             matches!(error, UpgradeError::HeadTooLarge { limit } if limit == upgrade::MAX_RESPONSE_HEAD),
             "{error}"
         );
     }
     let many_lines = format!("HTTP/1.1 200 OK\r\n{}\r\n", "x-filler: 1\r\n".repeat(200));
-    let error = refuse_with(many_lines.into_bytes(), false).await;
+    let error = refuse_with(many_lines.into_bytes(), None).await;
     assert!(
         matches!(error, UpgradeError::HeadTooLarge { .. }),
         "{error}"
@@ -605,16 +616,16 @@ async fn a_refusing_server_cannot_make_us_read_without_end() {
     sized.resize(sized.len() + 4 * limit, b'x');
     let endless_chunk = format!("{:x}\r\n", 1 << 30);
     let cases = [
-        (sized, false),
-        (b"HTTP/1.0 403 Forbidden\r\n\r\n".to_vec(), true),
+        (sized, None),
+        (b"HTTP/1.0 403 Forbidden\r\n\r\n".to_vec(), filler.clone()),
         (
             format!("HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n{endless_chunk}")
                 .into_bytes(),
-            true,
+            filler,
         ),
     ];
-    for (answer, endless_tail) in cases {
-        let error = refuse_with(answer, endless_tail).await;
+    for (answer, tail) in cases {
+        let error = refuse_with(answer, tail).await;
         let refused = error.refused().unwrap_or_else(|| panic!("{error}"));
         assert_eq!(refused.status, StatusCode::FORBIDDEN);
         assert_eq!(refused.body.len(), limit);
