@@ -399,8 +399,8 @@ where
         read: Arc::clone(&read),
     };
     // hyper's read buffer holds the head being parsed: its limit is the
-    // head's. Title case because some servers compare header names
-    // case-sensitively (and the ones written before hyper did so).
+    // head's. Title case: some servers compare header names
+    // case-sensitively.
     let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
         .title_case_headers(true)
         .max_buf_size(MAX_RESPONSE_HEAD)
