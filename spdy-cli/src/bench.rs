@@ -14,7 +14,6 @@ use hdrhistogram::Histogram;
 use http::{header, Method, Request};
 use http_body_util::Empty;
 use spdy::client::SendRequest;
-use spdy::proto::session::StreamError;
 use spdy::Error;
 
 use crate::connect::{self, describe, ConnectArgs, Failure, Target, EXIT_FAILURE, EXIT_USAGE};
@@ -258,13 +257,7 @@ impl Slot {
                     *tally.statuses.entry(status).or_default() += 1;
                 }
                 Err(e) => {
-                    let connection_gone = matches!(
-                        e,
-                        Error::ConnectionClosed
-                            | Error::Io(_)
-                            | Error::Session(_)
-                            | Error::Stream(StreamError::SessionClosed)
-                    );
+                    let connection_gone = e.is_connection_error();
                     tally.failed(describe(&e));
                     if connection_gone {
                         self.dead.store(true, Ordering::Relaxed);

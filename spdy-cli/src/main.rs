@@ -17,6 +17,20 @@ mod tunnel;
 
 use std::process::ExitCode;
 
+/// With `RUST_LOG` set (`RUST_LOG=spdy=debug`, `RUST_LOG=debug`), the
+/// libraries' `tracing` events go to standard error; without, nothing
+/// more is printed than before.
+fn log_from_env() {
+    let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() else {
+        return;
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -51,6 +65,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    log_from_env();
     match cli.command {
         Command::Version => {
             println!("spdy {}", env!("CARGO_PKG_VERSION"));

@@ -238,6 +238,7 @@ impl Body for RecvBody {
                 if timer.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;
                 }
+                tracing::debug!(id = %recv.id(), ?limit, "receive timeout: the peer sent nothing; RST_STREAM CANCEL");
                 recv.reset(RstStatus::Cancel);
                 this.recv = None;
                 this.waiting = None;
@@ -341,6 +342,7 @@ async fn wait_for_room(
         Some(limit) => match tokio::time::timeout(limit, room).await {
             Ok(room) => room,
             Err(_) => {
+                tracing::debug!(id = %send.id(), ?limit, "send timeout: the peer took nothing; RST_STREAM CANCEL");
                 let _ = send.reset(RstStatus::Cancel);
                 Err(Error::SendTimeout(limit))
             }

@@ -39,13 +39,11 @@ mod conn;
 mod error;
 pub mod headers;
 pub mod io;
-pub mod k8s;
 mod reset_budget;
 pub mod server;
 mod stream;
 pub mod tls;
 pub mod upgrade;
-pub mod ws;
 
 pub use body::RecvBody;
 pub use conn::Connection;

@@ -315,6 +315,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Connection<T> {
     }
 
     fn fail(&mut self, error: Error) -> Poll<Result<(), Error>> {
+        tracing::debug!(%error, "connection failed");
         let mut state = self.shared.lock();
         // The I/O error is what waiting operations report, not a plain
         // "connection closed".
@@ -337,6 +338,7 @@ fn charge_resets(budget: &mut Option<(ResetBudget, u64)>, state: &mut State) {
         let n = total - *charged;
         *charged = total;
         if !budget.charge(n, Instant::now()) {
+            tracing::debug!("the peer's address spent its shared reset budget: GOAWAY");
             state.session.close_flooded(Flood::Resets);
         }
     }
@@ -387,6 +389,10 @@ impl<T: AsyncRead + AsyncWrite + Unpin> Future for Connection<T> {
                 .close_deadline
                 .get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_FLUSH_TIMEOUT)));
             if deadline.as_mut().poll(cx).is_ready() {
+                tracing::debug!(
+                    queued = this.queued,
+                    "the peer does not read the session's last frames: dropped"
+                );
                 this.write_queue.clear();
                 this.queued = 0;
                 // The GOAWAY is lost with it: nothing to linger for.

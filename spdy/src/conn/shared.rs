@@ -212,7 +212,10 @@ impl State {
                     wake(&mut slot.send_waker);
                 }
             }
-            Event::StreamFailed { id, error } => self.fail_slot(id, Error::Stream(error)),
+            Event::StreamFailed { id, error } => {
+                tracing::trace!(%id, %error, "stream failed");
+                self.fail_slot(id, Error::Stream(error));
+            }
             Event::SendStopped { id, status } => {
                 if let Some(slot) = self.slots.get_mut(&id) {
                     slot.send_error =
@@ -234,10 +237,15 @@ impl State {
                 last_good_stream_id,
                 status,
             } => {
+                tracing::debug!(%last_good_stream_id, %status, "GOAWAY from the peer");
                 self.goaway = Some((last_good_stream_id, status));
                 self.wake_accepters();
             }
             Event::Closed { error } => {
+                match &error {
+                    Some(error) => tracing::debug!(%error, "session ended in error"),
+                    None => tracing::trace!("session ended"),
+                }
                 let error = error.map_or(Error::ConnectionClosed, Error::Session);
                 self.terminate(error);
             }

@@ -13,10 +13,10 @@ use super::websocket;
 use super::{
     compat_config, forbidden, offered_protocols, PORT_FORWARD_PROTOCOL, STREAM_PROTOCOL_HEADER,
 };
-use crate::io::{StreamIo, StreamWriter};
-use crate::proto::header_block::HeaderBlock;
-use crate::upgrade;
-use crate::{Handle, RstStatus};
+use spdy::io::{StreamIo, StreamWriter};
+use spdy::proto::header_block::HeaderBlock;
+use spdy::upgrade;
+use spdy::{Handle, RstStatus};
 
 /// Forwarded connections whose second stream has not arrived yet; beyond
 /// this, new ones are refused (a peer could otherwise open halves of pairs
@@ -214,10 +214,10 @@ impl PortForwardWebSocket {
     /// WebSocket, spawned on the current tokio runtime.
     pub async fn session(self) -> io::Result<PortForwardSession> {
         let ws = websocket::upgraded(self.on_upgrade, spdy_in_websocket_config()).await?;
-        let (handle, connection) = crate::handshake(
+        let (handle, connection) = spdy::handshake(
             crate::ws::WsIo::new(ws),
-            crate::Role::Server,
-            crate::Version::V3_1,
+            spdy::Role::Server,
+            spdy::Version::V3_1,
             compat_config(),
         );
         tokio::spawn(connection);

@@ -12,9 +12,9 @@ use super::{
     client_upgrade, open_replied, ChannelReader, ChannelWriter, ClientError, ExecProtocol,
     ExecRequest, STREAM_PROTOCOL_HEADER,
 };
-use crate::io::{StreamReader, StreamWriter};
-use crate::upgrade;
-use crate::Handle;
+use spdy::io::{StreamReader, StreamWriter};
+use spdy::upgrade;
+use spdy::Handle;
 
 /// The client side of an exec session (`kubectl exec`): its streams,
 /// replied to and ready, from [`exec_client`] or [`exec_websocket_client`].
@@ -56,7 +56,7 @@ const MAX_STATUS: usize = 1 << 20;
 /// [`ExecRequest::to_query`] writes it. Unless `request` offers its own,
 /// every [`ExecProtocol`] is offered (`X-Stream-Protocol-Version`, v4
 /// first); the session runs without flow control towards the server
-/// ([`Config::with_peer_flow_control(false)`](crate::Config::with_peer_flow_control)),
+/// ([`Config::with_peer_flow_control(false)`](spdy::Config::with_peer_flow_control)),
 /// on a task spawned on the current tokio runtime. The streams are opened
 /// in client-go's order (error, stdin, stdout, stderr, resize), each after
 /// the reply to the one before. The upgrade and each reply are awaited at
@@ -64,7 +64,7 @@ const MAX_STATUS: usize = 1 << 20;
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use spdy::k8s::{self, ExecRequest};
+/// use spdy_k8s::{self as k8s, ExecRequest};
 /// use spdy::upgrade::UpgradeRequest;
 /// use tokio::io::AsyncReadExt;
 ///
@@ -155,7 +155,7 @@ where
 /// binary messages carry the streams as numbered channels. `request`'s
 /// query announces the streams, as with [`exec_client`]. The handshake is
 /// awaited at most [`CLIENT_TIMEOUT`](super::CLIENT_TIMEOUT); a refusal is
-/// [`UpgradeError::Refused`](crate::upgrade::UpgradeError::Refused)
+/// [`UpgradeError::Refused`](spdy::upgrade::UpgradeError::Refused)
 /// (kubectl then falls back to the SPDY upgrade of [`exec_client`]).
 pub async fn exec_websocket_client<T>(
     io: T,

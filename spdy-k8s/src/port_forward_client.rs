@@ -9,9 +9,9 @@ use super::{
     client_upgrade, compat_config, open_replied, ClientError, PORT_FORWARD_PROTOCOL,
     STREAM_PROTOCOL_HEADER,
 };
-use crate::io::{StreamIo, StreamReader};
-use crate::upgrade;
-use crate::Handle;
+use spdy::io::{StreamIo, StreamReader};
+use spdy::upgrade;
+use spdy::Handle;
 
 /// The client side of a port-forward session (`kubectl port-forward`),
 /// from [`port_forward_client`].
@@ -36,7 +36,7 @@ pub struct PortForwardClient {
 /// let request = UpgradeRequest::post("/api/v1/namespaces/default/pods/p/portforward")?
 ///     .host("127.0.0.1:8001")?;
 /// let tcp = tokio::net::TcpStream::connect("127.0.0.1:8001").await?;
-/// let session = spdy::k8s::port_forward_client(tcp, request).await?;
+/// let session = spdy_k8s::port_forward_client(tcp, request).await?;
 /// let (mut data, _error) = session.forward(80).await?;
 /// let mut local = tokio::net::TcpStream::connect("127.0.0.1:9090").await?;
 /// tokio::io::copy_bidirectional(&mut local, &mut data).await?;
@@ -107,7 +107,7 @@ impl PortForwardClient {
 /// `SPDY/3.1+portforward.k8s.io`, then the same SPDY/3.1 session inside its
 /// binary messages. The handshake is awaited at most
 /// [`CLIENT_TIMEOUT`](super::CLIENT_TIMEOUT); a refusal is
-/// [`UpgradeError::Refused`](crate::upgrade::UpgradeError::Refused) (kubectl
+/// [`UpgradeError::Refused`](spdy::upgrade::UpgradeError::Refused) (kubectl
 /// then falls back to [`port_forward_client`]).
 pub async fn port_forward_websocket_client<T>(
     io: T,
@@ -123,10 +123,10 @@ where
         spdy_in_websocket_config(),
     )
     .await?;
-    let (handle, connection) = crate::handshake(
+    let (handle, connection) = spdy::handshake(
         crate::ws::WsIo::new(ws),
-        crate::Role::Client,
-        crate::Version::V3_1,
+        spdy::Role::Client,
+        spdy::Version::V3_1,
         compat_config(),
     );
     tokio::spawn(connection);

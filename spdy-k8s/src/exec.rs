@@ -14,10 +14,10 @@ use super::{
     compat_config, forbidden, offered_protocols, STREAM_CREATION_TIMEOUT, STREAM_PROTOCOL_HEADER,
 };
 use super::{ChannelReader, ChannelWriter};
-use crate::io::{StreamReader, StreamWriter};
-use crate::proto::header_block::HeaderBlock;
-use crate::upgrade;
-use crate::{Handle, RstStatus, SendStream};
+use spdy::io::{StreamReader, StreamWriter};
+use spdy::proto::header_block::HeaderBlock;
+use spdy::upgrade;
+use spdy::{Handle, RstStatus, SendStream};
 
 /// How long [`ExecSession::finish`] waits for the client to hang up.
 pub const FINISH_LINGER: Duration = Duration::from_secs(5);

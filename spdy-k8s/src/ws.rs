@@ -4,7 +4,7 @@
 //! `AsyncRead + AsyncWrite`) runs on it. That is how kubectl's default
 //! port-forward path carries SPDY/3.1 (`Sec-WebSocket-Protocol:
 //! SPDY/3.1+portforward.k8s.io`); see
-//! [`k8s::port_forward_websocket`](crate::k8s::port_forward_websocket).
+//! [`port_forward_websocket`](crate::port_forward_websocket).
 
 use std::io;
 use std::pin::Pin;

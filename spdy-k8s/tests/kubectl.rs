@@ -1,5 +1,5 @@
 //! The real `kubectl` (v1.32, /usr/bin/kubectl) against a fake API server
-//! built on `spdy::k8s`: `kubectl exec` and `kubectl port-forward` over the
+//! built on `spdy_k8s`: `kubectl exec` and `kubectl port-forward` over the
 //! SPDY/3.1 upgrade (kubectl's WebSocket attempts switched off with
 //! `KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false` and
 //! `KUBECTL_PORT_FORWARD_WEBSOCKETS=false`, or refused so that it falls
@@ -10,7 +10,8 @@
 //! mid-transfer (the server ends that session and goes on). Everything on
 //! 127.0.0.1.
 //!
-//! Skipped (with a note) when kubectl is not installed.
+//! Each test fails, saying so, when kubectl (or the `script` or `tar` it
+//! needs) is not installed: it is not skipped silently.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -25,7 +26,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use spdy::k8s::{self, ExecSession, ForwardedStream, PortForwardSession};
+use spdy_k8s::{self as k8s, ExecSession, ForwardedStream, PortForwardSession};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;
@@ -34,12 +35,22 @@ use tokio::time::timeout;
 const KUBECTL: &str = "/usr/bin/kubectl";
 const WAIT: Duration = Duration::from_secs(60);
 
-fn kubectl_available() -> bool {
-    if Path::new(KUBECTL).exists() {
-        return true;
+/// Fails the test, saying what to install, when a program it runs is
+/// missing: a test that passes without running anything would hide that
+/// kubectl was never exercised (issue 12).
+fn require(programs: &[&str], why: &str) {
+    if !programs.iter().any(|p| Path::new(p).exists()) {
+        panic!(
+            "{} not found: {why}. Install it, or leave this file out with \
+             `cargo test -p spdy-k8s --lib --test k8s_client`",
+            programs.join(" or ")
+        );
     }
-    eprintln!("skipped: {KUBECTL} is not installed");
-    false
+}
+
+/// kubectl 1.32 at [`KUBECTL`], which every test here runs.
+fn require_kubectl() {
+    require(&[KUBECTL], "these tests run the real kubectl (v1.32)");
 }
 
 // ===== the fake API server =====
@@ -532,9 +543,7 @@ async fn run_exec(
 }
 
 async fn exec_echo(path: ExecPath) {
-    if !kubectl_available() {
-        return;
-    }
+    require_kubectl();
     let (home, stats) = exec_server(path).await;
     let args = ["exec", "pod1", "--", "echo", "hello"];
     let output = run_exec(path, &home, &stats, &args, b"").await;
@@ -543,9 +552,7 @@ async fn exec_echo(path: ExecPath) {
 }
 
 async fn exec_stdin_through_cat(path: ExecPath) {
-    if !kubectl_available() {
-        return;
-    }
+    require_kubectl();
     let (home, stats) = exec_server(path).await;
     // 8 MiB of a pattern that does not repeat at any small period.
     let input: Vec<u8> = (0..8u32 << 20)
@@ -570,9 +577,7 @@ async fn exec_stdin_through_cat(path: ExecPath) {
 }
 
 async fn exec_exit_code_and_stderr(path: ExecPath) {
-    if !kubectl_available() {
-        return;
-    }
+    require_kubectl();
     let (home, stats) = exec_server(path).await;
     let args = [
         "exec",
@@ -747,9 +752,7 @@ async fn roundtrip(local: SocketAddr, n: u32, size: usize) {
 /// with kubectl's `defaults` (WebSocket first) or the SPDY upgrade
 /// directly, against a server that serves the `websocket` path or not.
 async fn port_forward(defaults: bool, websocket: bool, size: usize) {
-    if !kubectl_available() {
-        return;
-    }
+    require_kubectl();
     let echo_port = start_echo_server().await;
     let (addr, stats) = start_api_server_with_stats(websocket).await;
     let home = kube_home(addr);
@@ -809,9 +812,7 @@ async fn port_forward_over_websocket_kubectl_killed_mid_transfer() {
 }
 
 async fn killed_mid_port_forward(websocket: bool) {
-    if !kubectl_available() {
-        return;
-    }
+    require_kubectl();
     let echo_port = start_echo_server().await;
     let (addr, stats) = start_api_server_with_stats(websocket).await;
     let home = kube_home(addr);
@@ -896,9 +897,8 @@ async fn killed_mid_port_forward(websocket: bool) {
 /// to 123 columns and 45 rows): kubectl sends the size on the resize
 /// stream, which the server decodes.
 async fn exec_tty_sends_the_terminal_size(path: ExecPath) {
-    if !kubectl_available() || !Path::new("/usr/bin/script").exists() {
-        return;
-    }
+    require_kubectl();
+    require(&["/usr/bin/script"], "script gives kubectl a terminal");
     let (home, stats) = exec_server(path).await;
     let kubectl = kubectl_for(path, &home, &[]);
     let mut command = Command::new("/usr/bin/script");
@@ -923,9 +923,7 @@ async fn exec_tty_sends_the_terminal_size(path: ExecPath) {
 /// `kubectl attach -i` speaks the exec protocols to `.../attach`; the
 /// fake server's "main process" is `cat`.
 async fn attach_reaches_the_main_process(path: ExecPath) {
-    if !kubectl_available() {
-        return;
-    }
+    require_kubectl();
     let (home, stats) = exec_server(path).await;
     let args = ["attach", "-i", "pod1"];
     let output = run_exec(path, &home, &stats, &args, b"attached\n").await;
@@ -936,11 +934,11 @@ async fn attach_reaches_the_main_process(path: ExecPath) {
 /// `kubectl cp` both ways: tar over exec's stdin and stdout (the "pod"'s
 /// file system is this machine's, in a temporary folder).
 async fn cp_both_ways(path: ExecPath) {
-    if !kubectl_available()
-        || !Path::new("/usr/bin/tar").exists() && !Path::new("/bin/tar").exists()
-    {
-        return;
-    }
+    require_kubectl();
+    require(
+        &["/usr/bin/tar", "/bin/tar"],
+        "kubectl cp runs tar in the \"pod\"",
+    );
     let (home, stats) = exec_server(path).await;
     let local = home.join("local");
     let remote = home.join("remote");
@@ -971,9 +969,7 @@ async fn cp_both_ways(path: ExecPath) {
 /// echoing it back): the server ends the session (the command too) and
 /// serves the next kubectl command.
 async fn exec_kubectl_killed_mid_transfer(path: ExecPath) {
-    if !kubectl_available() {
-        return;
-    }
+    require_kubectl();
     let (home, stats) = exec_server(path).await;
     let args = ["exec", "-i", "pod1", "--", "cat"];
     let mut child = kubectl_for(path, &home, &args)

@@ -10,7 +10,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::channels;
-use crate::io::{StreamReader, StreamWriter};
+use spdy::io::{StreamReader, StreamWriter};
 
 /// The reading end of an exec stream ([`AsyncRead`]): stdin on the
 /// server, stdout / stderr / error on the client. A stream cut short (the

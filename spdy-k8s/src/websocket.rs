@@ -17,7 +17,7 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::WebSocketStream;
 
 use super::{timed_out, ClientError, CLIENT_TIMEOUT};
-use crate::upgrade::{self, Refused, UpgradeError};
+use spdy::upgrade::{self, Refused, UpgradeError};
 
 const PROTOCOL_HEADER: &str = "sec-websocket-protocol";
 
@@ -125,12 +125,12 @@ pub(super) async fn connect<T>(
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
-    let host = request.host_value()?;
     let invalid = |what: String| ClientError::Upgrade(UpgradeError::InvalidRequest(what));
+    let host = host_value(&request).map_err(invalid)?;
     let host_text = host
         .to_str()
         .map_err(|_| invalid("a Host that is not text".to_owned()))?;
-    let mut ws_request = format!("ws://{host_text}{}", request.target())
+    let mut ws_request = format!("ws://{host_text}{}", target(&request))
         .into_client_request()
         .map_err(|e| invalid(format!("not a WebSocket request: {e}")))?;
     let headers = ws_request.headers_mut();
@@ -173,4 +173,28 @@ where
         return Err(ClientError::Protocol(chosen));
     }
     Ok(ws)
+}
+
+/// The request target: path and query (`/` if the URI has neither), as the
+/// SPDY upgrade puts it on its request line.
+fn target(request: &upgrade::UpgradeRequest) -> &str {
+    request
+        .uri
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .filter(|pq| !pq.is_empty())
+        .unwrap_or("/")
+}
+
+/// `Host`: the request's header, or else the URI's authority (the same
+/// rule as the SPDY upgrade, so both of kubectl's paths reach one server).
+fn host_value(request: &upgrade::UpgradeRequest) -> Result<HeaderValue, String> {
+    if let Some(host) = request.headers.get(HOST) {
+        return Ok(host.clone());
+    }
+    let authority = request
+        .uri
+        .authority()
+        .ok_or_else(|| "no Host: give one, or an absolute URI".to_owned())?;
+    HeaderValue::from_str(authority.as_str()).map_err(|_| "invalid authority".to_owned())
 }

@@ -12,7 +12,7 @@
 //! (`KUBECTL_REMOTE_COMMAND_WEBSOCKETS=false`).
 //!
 //! ```sh
-//! cargo run -p spdy --example k8s_fake_apiserver -- 8001   # 0: any free port
+//! cargo run -p spdy-k8s --example k8s_fake_apiserver -- 8001   # 0: any free port
 //! ```
 //!
 //! It prints `listening on http://127.0.0.1:PORT`; then, in another
@@ -38,7 +38,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use spdy::k8s::{self, ExecSession, ForwardedStream};
+use spdy_k8s::{self as k8s, ExecSession, ForwardedStream};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::Command;

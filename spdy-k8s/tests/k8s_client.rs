@@ -1,4 +1,4 @@
-//! The client helpers of `spdy::k8s` (`exec_client`, `port_forward_client`)
+//! The client helpers of `spdy_k8s` (`exec_client`, `port_forward_client`)
 //! against its server helpers (`exec`, `port_forward`) inside a hyper
 //! HTTP/1.1 server on 127.0.0.1. The "commands" run in process, so that
 //! everything is deterministic.
@@ -14,8 +14,10 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use spdy::k8s::{self, ClientError, ExecProtocol, ExecRequest, ExecSession, PortForwardSession};
 use spdy::upgrade::UpgradeRequest;
+use spdy_k8s::{
+    self as k8s, ClientError, ExecProtocol, ExecRequest, ExecSession, PortForwardSession,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;

@@ -18,7 +18,7 @@
 //! the upgrade. An exec gives the same [`ExecSession`] either way, its
 //! streams [`ChannelReader`] / [`ChannelWriter`]; a port-forward the same
 //! [`PortForwardSession`]. SPDY sessions run with
-//! [`Config::with_peer_flow_control(false)`](crate::Config::with_peer_flow_control):
+//! [`Config::with_peer_flow_control(false)`](spdy::Config::with_peer_flow_control):
 //! Kubernetes' SPDY implementation (spdystream) does no flow control.
 //!
 //! The client side is here too: [`exec_client`] / [`exec_websocket_client`]
@@ -31,9 +31,9 @@
 //! use tokio::io::AsyncWriteExt;
 //!
 //! fn handle(mut req: Request<Incoming>) -> Response<String> {
-//!     let accepted = match spdy::k8s::is_websocket_upgrade(&req) {
-//!         true => spdy::k8s::exec_websocket(&mut req),
-//!         false => spdy::k8s::exec(&mut req),
+//!     let accepted = match spdy_k8s::is_websocket_upgrade(&req) {
+//!         true => spdy_k8s::exec_websocket(&mut req),
+//!         false => spdy_k8s::exec(&mut req),
 //!     };
 //!     let (response, upgrade) = match accepted {
 //!         Ok(accepted) => accepted,
@@ -50,14 +50,17 @@
 //! }
 //! ```
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
 use std::io;
 use std::time::Duration;
 
 use http::{HeaderValue, Request, Response, StatusCode};
 
-use crate::proto::header_block::HeaderBlock;
-use crate::upgrade;
-use crate::{Config, Handle, RecvStream, SendStream};
+use spdy::proto::header_block::HeaderBlock;
+use spdy::upgrade;
+use spdy::{Config, Handle, RecvStream, SendStream};
 
 mod channels;
 mod exec;
@@ -67,6 +70,7 @@ mod port_forward_client;
 mod status;
 mod stream;
 mod websocket;
+pub mod ws;
 
 pub use channels::EXEC_WEBSOCKET_PROTOCOL;
 pub use exec::{
@@ -112,12 +116,12 @@ pub fn offered_protocols<B>(request: &Request<B>) -> Vec<String> {
 }
 
 /// The session configuration for Kubernetes peers: no flow control.
-pub(super) fn compat_config() -> Config {
+pub(crate) fn compat_config() -> Config {
     Config::default().with_peer_flow_control(false)
 }
 
 /// 403: no protocol in common.
-pub(super) fn forbidden<R: From<String>>(offered: &[String], accepted: &str) -> Response<R> {
+pub(crate) fn forbidden<R: From<String>>(offered: &[String], accepted: &str) -> Response<R> {
     let body = format!(
         "unable to upgrade: unable to negotiate protocol: client supports {offered:?}, server accepts {accepted}\n"
     );
@@ -173,15 +177,15 @@ impl From<tokio_tungstenite::tungstenite::Error> for ClientError {
     }
 }
 
-impl From<crate::Error> for ClientError {
-    fn from(e: crate::Error) -> ClientError {
+impl From<spdy::Error> for ClientError {
+    fn from(e: spdy::Error) -> ClientError {
         ClientError::Io(e.into())
     }
 }
 
 /// The upgrade of the client helpers: the session (its connection spawned)
 /// and the protocol the server chose.
-pub(super) async fn client_upgrade<T>(
+pub(crate) async fn client_upgrade<T>(
     io: T,
     request: upgrade::UpgradeRequest,
 ) -> Result<(Handle, Option<String>), ClientError>
@@ -206,7 +210,7 @@ where
 /// `end_ours`, ends our side of it (a stream we never write on). As
 /// client-go does: no FIN on the SYN_STREAM, an empty DATA with FIN after
 /// the reply.
-pub(super) async fn open_replied(
+pub(crate) async fn open_replied(
     handle: &Handle,
     headers: &[(&str, &str)],
     end_ours: bool,
@@ -228,7 +232,7 @@ pub(super) async fn open_replied(
     Ok((send, recv))
 }
 
-pub(super) fn timed_out(what: &str) -> ClientError {
+pub(crate) fn timed_out(what: &str) -> ClientError {
     ClientError::Io(io::Error::new(io::ErrorKind::TimedOut, what.to_owned()))
 }
 
@@ -264,7 +268,7 @@ where
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-/// use spdy::k8s::{self, ExecRequest};
+/// use spdy_k8s::{self as k8s, ExecRequest};
 /// use spdy::upgrade::UpgradeRequest;
 ///
 /// let exec = ExecRequest { command: vec!["date".into()], stdout: true, ..Default::default() };
