@@ -166,9 +166,10 @@ fn rapid_reset_by_the_peer_ends_the_session() {
         }
         peer.events();
         peer.send(&[syn(version, 11, false), rst(11, RstStatus::Cancel)]);
+        // Stream 11 never reached the application: not last-good (2.6.6).
         assert_eq!(
             peer.frames(),
-            [goaway(version, 11, GoAwayStatus::ProtocolError)],
+            [goaway(version, 9, GoAwayStatus::ProtocolError)],
             "{version}"
         );
         assert_flood(&mut peer, version, Flood::Resets);
@@ -344,6 +345,7 @@ fn tiny_data_flood_ends_the_session() {
         let config = Config::default().with_small_frame_rate(RateLimit::new(3, SECOND), 100);
         let mut peer = Peer::started(Role::Server, version, config);
         peer.send(&[syn(version, 1, false)]);
+        peer.events();
         for _ in 0..3 {
             peer.send(&[data(1, 10, false), data(1, 100, false)]);
             assert_no_frames(&mut peer, version);

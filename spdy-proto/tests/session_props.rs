@@ -167,6 +167,10 @@ struct M {
     peer_fin: bool,
     /// WINDOW_UPDATE deltas the session sent for this stream.
     updates: u64,
+    /// The update that raises a new stream from 64 KiB to a larger
+    /// configured window was seen (it is part of the window, not a return
+    /// of released bytes).
+    raised: bool,
     taken: usize,
     released: usize,
     end_taken: bool,
@@ -631,6 +635,13 @@ impl Model {
                         .iter_mut()
                         .find(|m| m.id == u.stream_id.value())
                         .ok_or_else(|| TestCaseError::fail(format!("{u:?} for unknown")))?;
+                    if self.w > DEFAULT_WINDOW && !m.raised {
+                        // A window above 64 KiB is given by the stream's
+                        // first WINDOW_UPDATE, not by SETTINGS.
+                        prop_assert_eq!(u.delta, self.w - DEFAULT_WINDOW, "opening update");
+                        m.raised = true;
+                        continue;
+                    }
                     m.updates += u64::from(u.delta);
                 }
                 Frame::RstStream(r) => {

@@ -735,6 +735,7 @@ fn data_beyond_the_session_window_is_a_session_error() {
         [settings(&[(SettingId::MaxConcurrentStreams, 100)])]
     );
     peer.send(&[syn(version, 1, false), syn(version, 3, false)]);
+    peer.events();
     peer.send(&[data(1, 40_000, false), data(3, 25_536, false)]);
     assert_no_frames(&mut peer, version);
     peer.send(&[data(3, 1, false)]);

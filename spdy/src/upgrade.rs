@@ -19,11 +19,12 @@
 //! # Client
 //!
 //! [`connect`] works on any connected `AsyncRead + AsyncWrite` (plain TCP,
-//! or a TLS stream): it writes the request, reads the response head (at
-//! most [`MAX_RESPONSE_HEAD`] bytes), checks the 101 and the echoed
-//! headers, and starts a SPDY/3.1 client session on the same socket. Bytes
-//! the server sent right after the head are already SPDY; [`Rewind`] hands
-//! them to the session first. Any other answer is
+//! or a TLS stream): hyper's HTTP/1.1 client sends the request and reads
+//! the response head (at most [`MAX_RESPONSE_HEAD`] bytes); [`connect`]
+//! checks the 101 and the echoed headers, takes the socket back from hyper
+//! and starts a SPDY/3.1 client session on it. Bytes the server sent right
+//! after the head are already SPDY; [`Rewind`] hands them to the session
+//! first. Any other answer is
 //! [`UpgradeError::Refused`], with the status, headers and (up to
 //! [`MAX_REFUSAL_BODY`] bytes of) body, where servers such as the
 //! Kubernetes API server explain the refusal.
@@ -85,20 +86,22 @@
 //! ```
 
 use std::fmt;
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::{Buf, Bytes, BytesMut};
-use http::header::{
-    HeaderName, HeaderValue, IntoHeaderName, CONNECTION, CONTENT_LENGTH, HOST, TRANSFER_ENCODING,
-    UPGRADE,
-};
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderName, HeaderValue, IntoHeaderName, CONNECTION, HOST, UPGRADE};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body::Body as _;
+use http_body_util::{BodyExt as _, Empty};
+use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 #[cfg(doc)]
 use crate::IncomingStream;
@@ -107,19 +110,17 @@ use crate::{Config, Connection, Handle, Role, Version};
 /// The protocol token of the `Upgrade` header.
 pub const SPDY_3_1: &str = "SPDY/3.1";
 
-/// The largest response head [`connect`] reads (status line and headers,
-/// interim 1xx responses included); a larger one is
-/// [`UpgradeError::HeadTooLarge`].
+/// The largest response head [`connect`] reads (status line and headers:
+/// hyper's read buffer limit), and the most it reads of interim 1xx
+/// responses before the final one; more is [`UpgradeError::HeadTooLarge`].
 pub const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// The most of a refusal's body [`connect`] keeps (see [`Refused`]).
 pub const MAX_REFUSAL_BODY: usize = 64 * 1024;
 
-/// Header lines a response head may have.
+/// Header lines a response head may have (more is
+/// [`UpgradeError::HeadTooLarge`]).
 const MAX_HEADERS: usize = 128;
-
-/// Bytes read per read call while looking for the end of the head.
-const READ_CHUNK: usize = 4096;
 
 // ===== client =====
 
@@ -208,30 +209,29 @@ impl UpgradeRequest {
         }
     }
 
-    /// The request as it goes on the wire.
-    fn encode(&self) -> Result<Vec<u8>, UpgradeError> {
-        let target = self.target();
-        let host = self.host_value()?;
-        let mut out = Vec::with_capacity(256);
-        out.extend_from_slice(self.method.as_str().as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(target.as_bytes());
-        out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        out.extend_from_slice(host.as_bytes());
-        out.extend_from_slice(b"\r\n");
+    /// The request hyper writes: the target in origin form, `Host` first,
+    /// the caller's headers, then `Connection: Upgrade` and
+    /// `Upgrade: SPDY/3.1` (the caller's own versions of those three are
+    /// dropped).
+    fn to_http(&self) -> Result<Request<Empty<Bytes>>, UpgradeError> {
+        let target: Uri = self
+            .target()
+            .parse()
+            .map_err(|e| UpgradeError::InvalidRequest(format!("invalid target: {e}")))?;
+        let mut headers = HeaderMap::with_capacity(self.headers.len() + 3);
+        headers.insert(HOST, self.host_value()?);
         for (name, value) in &self.headers {
-            if name == HOST || name == CONNECTION || name == UPGRADE {
-                continue;
+            if name != HOST && name != CONNECTION && name != UPGRADE {
+                headers.append(name, value.clone());
             }
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(value.as_bytes());
-            out.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(b"Connection: Upgrade\r\nUpgrade: ");
-        out.extend_from_slice(SPDY_3_1.as_bytes());
-        out.extend_from_slice(b"\r\n\r\n");
-        Ok(out)
+        headers.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(UPGRADE, HeaderValue::from_static(SPDY_3_1));
+        let mut request = Request::new(Empty::new());
+        *request.method_mut() = self.method.clone();
+        *request.uri_mut() = target;
+        *request.headers_mut() = headers;
+        Ok(request)
     }
 }
 
@@ -342,10 +342,10 @@ impl fmt::Display for Refused {
 
 /// Upgrades a connected socket to a SPDY/3.1 session, as the client.
 ///
-/// Writes `request` with `Connection: Upgrade` and `Upgrade: SPDY/3.1`,
-/// reads the response head, and if it is `101 Switching Protocols` with
-/// both headers echoed, starts a SPDY/3.1 client session on the same
-/// socket with `config`. Returns the session's [`Handle`], its
+/// Sends `request` with `Connection: Upgrade` and `Upgrade: SPDY/3.1`
+/// over hyper's HTTP/1.1 client, and if the answer is `101 Switching
+/// Protocols` with both headers echoed, starts a SPDY/3.1 client session
+/// on the same socket with `config`. Returns the session's [`Handle`], its
 /// [`Connection`] (spawn it) and the 101 response, whose headers carry what
 /// the server negotiated. Interim responses (100, 102, 103) are skipped.
 ///
@@ -359,7 +359,7 @@ pub async fn connect<T>(
     config: Config,
 ) -> Result<(Handle, Connection<Rewind<T>>, Response<()>), UpgradeError>
 where
-    T: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (io, response) = connect_io(io, request).await?;
     let (handle, connection) = crate::handshake(io, Role::Client, Version::V3_1, config);
@@ -373,28 +373,71 @@ where
 /// serves the proxy's requests with
 /// [`server::Builder::serve_connection`](crate::server::Builder::serve_connection).
 pub async fn connect_io<T>(
-    mut io: T,
+    io: T,
     request: impl Into<UpgradeRequest>,
 ) -> Result<(Rewind<T>, Response<()>), UpgradeError>
 where
-    T: AsyncRead + AsyncWrite + Unpin,
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let request = request.into();
-    let wire = request.encode()?;
-    io.write_all(&wire).await?;
-    io.flush().await?;
+    let mut request = request.into().to_http()?;
+    // hyper skips interim responses one head at a time, each within its
+    // buffer; their total is bounded here, as if they were one long head.
+    let interim = Arc::new(AtomicUsize::new(0));
+    let interim_seen = Arc::clone(&interim);
+    hyper::ext::on_informational(&mut request, move |response| {
+        let size = "HTTP/1.1 100 \r\n\r\n".len()
+            + response
+                .headers()
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len() + ": \r\n".len())
+                .sum::<usize>();
+        interim_seen.fetch_add(size, Ordering::Relaxed);
+    });
+    let read = Arc::new(AtomicUsize::new(0));
+    let counted = Counted {
+        io,
+        read: Arc::clone(&read),
+    };
+    // hyper's read buffer holds the head being parsed: its limit is the
+    // head's. Title case: some servers compare header names
+    // case-sensitively.
+    let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+        .title_case_headers(true)
+        .max_buf_size(MAX_RESPONSE_HEAD)
+        .max_headers(MAX_HEADERS)
+        .handshake::<_, Empty<Bytes>>(TokioIo::new(counted))
+        .await
+        .map_err(|e| hyper_error(e, &read))?;
+    let mut conn = pin!(conn.with_upgrades());
+    let mut ended = None;
 
-    let (response, buf) = read_head(&mut io).await?;
+    let mut send = pin!(sender.send_request(request));
+    let interim_limited = poll_fn(|cx| {
+        if interim.load(Ordering::Relaxed) > MAX_RESPONSE_HEAD {
+            return Poll::Ready(None);
+        }
+        send.as_mut().poll(cx).map(Some)
+    });
+    let sent = driving(conn.as_mut(), &mut ended, interim_limited).await;
+    let mut response = match sent {
+        Some(Ok(response)) => response,
+        None => {
+            return Err(UpgradeError::HeadTooLarge {
+                limit: MAX_RESPONSE_HEAD,
+            })
+        }
+        // The connection's own error says more than the dropped request's.
+        Some(Err(e)) => {
+            return Err(match ended {
+                Some(Err(conn_error)) => hyper_error(conn_error, &read),
+                _ => hyper_error(e, &read),
+            })
+        }
+    };
+
     if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-        let no_body = request.method == Method::HEAD
-            || response.status() == StatusCode::NO_CONTENT
-            || response.status() == StatusCode::NOT_MODIFIED;
-        let (body, truncated) = if no_body {
-            (Bytes::new(), false)
-        } else {
-            read_body(&mut io, buf, response.headers()).await
-        };
-        let (parts, ()) = response.into_parts();
+        let (parts, body) = response.into_parts();
+        let (body, truncated) = driving(conn.as_mut(), &mut ended, refusal_body(body)).await;
         return Err(UpgradeError::Refused(Box::new(Refused {
             status: parts.status,
             headers: parts.headers,
@@ -412,81 +455,103 @@ where
     if !has_token(response.headers(), &CONNECTION, "upgrade") {
         return Err(UpgradeError::MissingConnectionUpgrade);
     }
-    Ok((Rewind::new(io, buf.freeze()), response))
+
+    // hyper hands the socket over once its connection task sees the 101
+    // through; keep driving it until then.
+    let on_upgrade = hyper::upgrade::on(&mut response);
+    let upgraded = driving(conn.as_mut(), &mut ended, on_upgrade)
+        .await
+        .map_err(|e| match ended.take() {
+            Some(Err(conn_error)) => hyper_error(conn_error, &read),
+            _ => hyper_error(e, &read),
+        })?;
+    let parts = upgraded
+        .downcast::<TokioIo<Counted<T>>>()
+        .map_err(|_| UpgradeError::Io(io::Error::other("hyper upgraded another socket type")))?;
+    let (parts_head, _) = response.into_parts();
+    Ok((
+        Rewind::new(parts.io.into_inner().io, parts.read_buf),
+        Response::from_parts(parts_head, ()),
+    ))
 }
 
-/// Reads the final response head (interim 1xx skipped, 101 excepted):
-/// the response and the bytes read after it.
-async fn read_head<T: AsyncRead + Unpin>(
-    io: &mut T,
-) -> Result<(Response<()>, BytesMut), UpgradeError> {
-    let mut buf = BytesMut::with_capacity(READ_CHUNK);
-    let mut consumed = 0;
-    loop {
-        match parse_head(&buf)? {
-            Some((response, len)) => {
-                consumed += len;
-                if consumed > MAX_RESPONSE_HEAD {
-                    return Err(UpgradeError::HeadTooLarge {
-                        limit: MAX_RESPONSE_HEAD,
-                    });
-                }
-                buf.advance(len);
-                let status = response.status();
-                // 100 Continue, 102 Processing, 103 Early Hints: the real
-                // answer follows.
-                if status.is_informational() && status != StatusCode::SWITCHING_PROTOCOLS {
-                    continue;
-                }
-                return Ok((response, buf));
-            }
-            None => {
-                if consumed + buf.len() > MAX_RESPONSE_HEAD {
-                    return Err(UpgradeError::HeadTooLarge {
-                        limit: MAX_RESPONSE_HEAD,
-                    });
-                }
-                buf.reserve(READ_CHUNK);
-                if io.read_buf(&mut buf).await? == 0 {
-                    return Err(UpgradeError::ClosedBeforeResponse {
-                        received: consumed + buf.len(),
-                    });
-                }
+/// Polls `fut` to its end while driving hyper's connection task `conn`
+/// (which does the reading and writing), recording the task's outcome
+/// in `ended` if it finishes first.
+async fn driving<C, F>(
+    mut conn: Pin<&mut C>,
+    ended: &mut Option<hyper::Result<()>>,
+    fut: F,
+) -> F::Output
+where
+    C: Future<Output = hyper::Result<()>>,
+    F: Future,
+{
+    let mut fut = pin!(fut);
+    poll_fn(|cx| {
+        if ended.is_none() {
+            if let Poll::Ready(outcome) = conn.as_mut().poll(cx) {
+                *ended = Some(outcome);
             }
         }
-    }
+        fut.as_mut().poll(cx)
+    })
+    .await
 }
 
-/// Parses one response head at the start of `buf`: the response and the
-/// head's length, or `None` if more bytes are needed.
-fn parse_head(buf: &[u8]) -> Result<Option<(Response<()>, usize)>, UpgradeError> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Response::new(&mut headers);
-    let len = match parsed.parse(buf) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(e) => return Err(UpgradeError::MalformedResponse(e.to_string())),
-    };
-    let code = parsed.code.unwrap_or_default();
-    let status = StatusCode::from_u16(code)
-        .map_err(|_| UpgradeError::MalformedResponse(format!("status code {code}")))?;
-    let mut response = Response::new(());
-    *response.status_mut() = status;
-    *response.version_mut() = match parsed.version {
-        Some(0) => http::Version::HTTP_10,
-        _ => http::Version::HTTP_11,
-    };
-    let map = response.headers_mut();
-    for header in parsed.headers.iter() {
-        let name = HeaderName::from_bytes(header.name.as_bytes()).map_err(|_| {
-            UpgradeError::MalformedResponse(format!("header name {:?}", header.name))
-        })?;
-        let value = HeaderValue::from_bytes(header.value).map_err(|_| {
-            UpgradeError::MalformedResponse(format!("value of header {:?}", header.name))
-        })?;
-        map.append(name, value);
+/// A hyper error of the exchange as an [`UpgradeError`]; `read` is what
+/// had been read from the socket.
+fn hyper_error(e: hyper::Error, read: &AtomicUsize) -> UpgradeError {
+    if e.is_parse_too_large() {
+        // Also too many header lines (httparse's TooManyHeaders).
+        return UpgradeError::HeadTooLarge {
+            limit: MAX_RESPONSE_HEAD,
+        };
     }
-    Ok(Some((response, len)))
+    if e.is_parse() {
+        return UpgradeError::MalformedResponse(e.to_string());
+    }
+    if e.is_incomplete_message() {
+        return UpgradeError::ClosedBeforeResponse {
+            received: read.load(Ordering::Relaxed),
+        };
+    }
+    let mut source = std::error::Error::source(&e);
+    while let Some(cause) = source {
+        if let Some(io_error) = cause.downcast_ref::<io::Error>() {
+            return UpgradeError::Io(io::Error::new(io_error.kind(), io_error.to_string()));
+        }
+        source = cause.source();
+    }
+    UpgradeError::Io(io::Error::other(e))
+}
+
+/// Reads a refusal's body (hyper delimits it: `Content-Length`, chunked,
+/// or up to the close), keeping at most [`MAX_REFUSAL_BODY`] bytes and
+/// reading no further. Returns the body and whether it was cut short. A
+/// failing connection ends the body early rather than hiding the status.
+async fn refusal_body(mut body: Incoming) -> (Bytes, bool) {
+    let mut kept = BytesMut::new();
+    loop {
+        if kept.len() >= MAX_REFUSAL_BODY {
+            return (kept.freeze(), !body.is_end_stream());
+        }
+        let data = match body.frame().await {
+            None => return (kept.freeze(), false),
+            Some(Err(_)) => return (kept.freeze(), true),
+            Some(Ok(frame)) => match frame.into_data() {
+                Ok(data) => data,
+                // Trailers.
+                Err(_) => continue,
+            },
+        };
+        let room = MAX_REFUSAL_BODY - kept.len();
+        if data.len() > room {
+            kept.extend_from_slice(&data[..room]);
+            return (kept.freeze(), true);
+        }
+        kept.extend_from_slice(&data);
+    }
 }
 
 /// Whether the comma-separated lists of header `name` hold `token`
@@ -500,134 +565,65 @@ fn has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Reads a refusal's body: by `Content-Length`, chunked, or up to the
-/// close, keeping at most [`MAX_REFUSAL_BODY`] bytes. Returns the body and
-/// whether it was cut short. A failing connection ends the body early
-/// rather than hiding the status.
-async fn read_body<T: AsyncRead + Unpin>(
-    io: &mut T,
-    buf: BytesMut,
-    headers: &HeaderMap,
-) -> (Bytes, bool) {
-    let mut reader = BodyReader { io, buf };
-    let chunked = headers
-        .get_all(TRANSFER_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .next_back()
-        .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
-    let length = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let mut body = Vec::new();
-    let complete = if chunked {
-        reader.chunked(&mut body).await
-    } else if let Some(length) = length {
-        reader.exact(&mut body, length).await
-    } else {
-        reader.until_close(&mut body).await
-    };
-    (Bytes::from(body), !complete)
+/// The dialer's socket while hyper has it: counts the bytes read, so that
+/// a response cut short can say how much of it came
+/// ([`UpgradeError::ClosedBeforeResponse`]).
+struct Counted<T> {
+    io: T,
+    read: Arc<AtomicUsize>,
 }
 
-struct BodyReader<'a, T> {
-    io: &'a mut T,
-    buf: BytesMut,
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut self.io).poll_read(cx, buf))?;
+        self.read
+            .fetch_add(buf.filled().len() - before, Ordering::Relaxed);
+        Poll::Ready(Ok(()))
+    }
 }
 
-impl<T: AsyncRead + Unpin> BodyReader<'_, T> {
-    /// Reads more into the buffer; false at the end of the stream or on an
-    /// error.
-    async fn fill(&mut self) -> bool {
-        self.buf.reserve(READ_CHUNK);
-        matches!(self.io.read_buf(&mut self.buf).await, Ok(n) if n > 0)
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
     }
 
-    /// Moves up to `n` buffered bytes to `body` (within the limit).
-    fn take(&mut self, body: &mut Vec<u8>, n: usize) -> usize {
-        let n = n.min(self.buf.len());
-        let room = MAX_REFUSAL_BODY - body.len();
-        body.extend_from_slice(&self.buf[..n.min(room)]);
-        self.buf.advance(n);
-        n
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 
-    async fn exact(&mut self, body: &mut Vec<u8>, length: u64) -> bool {
-        let mut left = length;
-        loop {
-            let n = self.take(body, usize::try_from(left).unwrap_or(usize::MAX));
-            left -= n as u64;
-            if left == 0 {
-                return true;
-            }
-            if body.len() == MAX_REFUSAL_BODY || !self.fill().await {
-                return false;
-            }
-        }
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
     }
 
-    async fn until_close(&mut self, body: &mut Vec<u8>) -> bool {
-        loop {
-            self.take(body, usize::MAX);
-            if body.len() == MAX_REFUSAL_BODY {
-                return false;
-            }
-            if !self.fill().await {
-                return true;
-            }
-        }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
     }
 
-    async fn chunked(&mut self, body: &mut Vec<u8>) -> bool {
-        loop {
-            let Some(line) = self.line().await else {
-                return false;
-            };
-            let size = line.split(|&b| b == b';').next().unwrap_or_default();
-            let Some(size) = std::str::from_utf8(size)
-                .ok()
-                .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
-            else {
-                return false;
-            };
-            if size == 0 {
-                return true;
-            }
-            if !self.exact(body, size).await {
-                return false;
-            }
-            // The CRLF after the chunk's data.
-            if self.line().await.is_none_or(|l| !l.is_empty()) {
-                return false;
-            }
-        }
-    }
-
-    /// The next CRLF-terminated line (without the CRLF); `None` at the end
-    /// of the stream or for an overlong line.
-    async fn line(&mut self) -> Option<Vec<u8>> {
-        const MAX_LINE: usize = 4096;
-        loop {
-            if let Some(end) = self.buf.windows(2).position(|w| w == b"\r\n") {
-                let line = self.buf.split_to(end).to_vec();
-                self.buf.advance(2);
-                return Some(line);
-            }
-            if self.buf.len() > MAX_LINE || !self.fill().await {
-                return None;
-            }
-        }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
 /// A socket with bytes already read from it put back in front: reads yield
 /// `prefix` first, then go to the socket; writes go straight to it.
 ///
-/// [`connect`] reads the response head in chunks, so the same read may
-/// bring the first bytes of SPDY the server sent right after the head; the
-/// session gets them through this.
+/// hyper reads the response head into its buffer, so the same read may
+/// bring the first bytes of SPDY the server sent right after the head;
+/// [`connect`] takes them back from hyper and the session gets them
+/// through this.
 #[derive(Debug)]
 pub struct Rewind<T> {
     prefix: Bytes,
@@ -954,6 +950,7 @@ impl AsyncWrite for UpgradedIo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncReadExt;
 
     #[test]
     fn the_request_carries_the_upgrade_and_repeated_headers() {
@@ -965,15 +962,26 @@ mod tests {
             .unwrap()
             .header("upgrade", "websocket")
             .unwrap();
-        let wire = String::from_utf8(request.encode().unwrap()).unwrap();
+        let http = request.to_http().unwrap();
+        assert_eq!(http.method(), Method::POST);
+        // Origin form on the request line; the authority went to Host.
+        assert_eq!(http.uri(), "/exec?command=sh");
+        let headers: Vec<(&str, &str)> = http
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.to_str().unwrap()))
+            .collect();
         assert_eq!(
-            wire,
-            "POST /exec?command=sh HTTP/1.1\r\nHost: example.com:8080\r\n\
-             x-stream-protocol-version: v4.channel.k8s.io\r\n\
-             x-stream-protocol-version: v3.channel.k8s.io\r\n\
-             Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n"
+            headers,
+            [
+                ("host", "example.com:8080"),
+                ("x-stream-protocol-version", "v4.channel.k8s.io"),
+                ("x-stream-protocol-version", "v3.channel.k8s.io"),
+                ("connection", "Upgrade"),
+                ("upgrade", "SPDY/3.1"),
+            ]
         );
-        let no_host = UpgradeRequest::get("/").unwrap().encode();
+        let no_host = UpgradeRequest::get("/").unwrap().to_http();
         assert!(matches!(no_host, Err(UpgradeError::InvalidRequest(_))));
     }
 
@@ -989,59 +997,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn interim_responses_are_skipped_and_leftover_bytes_kept() {
-        let mut io: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n\
-            HTTP/1.1 101 Switching Protocols\r\nUpgrade: SPDY/3.1\r\nConnection: Upgrade\r\n\r\n\
-            SPDY!";
-        let (response, leftover) = read_head(&mut io).await.unwrap();
-        assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
-        assert_eq!(&leftover[..], b"SPDY!");
-        let mut rewind = Rewind::new(&b" and more"[..], leftover.freeze());
+    async fn rewind_reads_the_prefix_first() {
+        let mut rewind = Rewind::new(&b" and more"[..], Bytes::from_static(b"SPDY!"));
         let mut all = Vec::new();
         rewind.read_to_end(&mut all).await.unwrap();
         assert_eq!(all, b"SPDY! and more");
-    }
-
-    #[tokio::test]
-    async fn an_endless_head_is_refused() {
-        // One header line that never ends, and too many lines.
-        let long_line = format!(
-            "HTTP/1.1 200 OK\r\nx-filler: {}",
-            "a".repeat(2 * MAX_RESPONSE_HEAD)
-        );
-        let result = read_head(&mut long_line.as_bytes()).await;
-        assert!(
-            matches!(result, Err(UpgradeError::HeadTooLarge { .. })),
-            "{result:?}"
-        );
-        let many_lines = format!(
-            "HTTP/1.1 200 OK\r\n{}\r\n",
-            "x-filler: 1\r\n".repeat(MAX_HEADERS + 1)
-        );
-        let result = read_head(&mut many_lines.as_bytes()).await;
-        assert!(
-            matches!(result, Err(UpgradeError::MalformedResponse(_))),
-            "{result:?}"
-        );
-    }
-
-    #[tokio::test]
-    async fn chunked_and_closed_bodies_are_read() {
-        let mut body = Vec::new();
-        let mut io: &[u8] = b"";
-        let mut reader = BodyReader {
-            io: &mut io,
-            buf: BytesMut::from(&b"5;x=y\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"[..]),
-        };
-        assert!(reader.chunked(&mut body).await);
-        assert_eq!(body, b"hello world");
-        let mut body = Vec::new();
-        let mut io: &[u8] = b" and the rest";
-        let mut reader = BodyReader {
-            io: &mut io,
-            buf: BytesMut::from(&b"start"[..]),
-        };
-        assert!(reader.until_close(&mut body).await);
-        assert_eq!(body, b"start and the rest");
     }
 }

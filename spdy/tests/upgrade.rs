@@ -364,46 +364,65 @@ async fn upgrade_over_tls() {
     assert!(echoed == payload);
 }
 
+/// What a server SPDY/3.1 session writes first when it opens a
+/// unidirectional `greeting` stream carrying "sent with the 101".
+fn greeting_frames() -> Vec<u8> {
+    use bytes::Buf;
+    use spdy::proto::frame::Version;
+    use spdy::proto::session::{Role, Session};
+
+    let mut server = Session::new(Role::Server, Version::V3_1, Default::default());
+    let id = server
+        .open_stream(
+            block(&[("streamtype", "greeting")]),
+            OpenOptions {
+                unidirectional: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    server
+        .send_data(id, Bytes::from_static(b"sent with the 101"), true)
+        .unwrap();
+    let mut wire = Vec::new();
+    let now = Instant::now();
+    while let Some(mut transmit) = server.poll_transmit(now) {
+        while transmit.has_remaining() {
+            let chunk = transmit.chunk();
+            wire.extend_from_slice(chunk);
+            let n = chunk.len();
+            transmit.advance(n);
+        }
+    }
+    wire
+}
+
+/// Reads the greeting stream of [`greeting_frames`] from a session.
+async fn expect_greeting(handle: &Handle) {
+    let incoming = within("the server's stream", handle.accept())
+        .await
+        .unwrap();
+    assert_eq!(header(&incoming.headers, "streamtype"), "greeting");
+    assert!(incoming.unidirectional);
+    let mut recv = incoming.into_recv();
+    let data = within("its data", recv.read_to_end(1024)).await.unwrap();
+    assert_eq!(data, b"sent with the 101");
+}
+
 /// The 101 and the server's first SPDY frames arrive in one write; the
 /// frames after the head must reach the session.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bytes_after_the_101_reach_the_session() {
-    use spdy::proto::frame::Version;
-    use spdy::proto::session::{Role, Session};
-
     let addr = raw_server(|mut tcp, head| async move {
         assert!(head.starts_with("POST /leftover HTTP/1.1\r\n"), "{head}");
         assert!(head.contains("\r\nUpgrade: SPDY/3.1\r\n"), "{head}");
         assert!(head.contains("\r\nConnection: Upgrade\r\n"), "{head}");
         // A server session opens a stream and sends on it before any
         // client frame: all of it goes out with the head.
-        let mut server = Session::new(Role::Server, Version::V3_1, Default::default());
-        let id = server
-            .open_stream(
-                block(&[("streamtype", "greeting")]),
-                OpenOptions {
-                    unidirectional: true,
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-        server
-            .send_data(id, Bytes::from_static(b"sent with the 101"), true)
-            .unwrap();
         let mut wire =
             b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n"
                 .to_vec();
-        let now = Instant::now();
-        while let Some(transmit) = server.poll_transmit(now) {
-            use bytes::Buf;
-            let mut transmit = transmit;
-            while transmit.has_remaining() {
-                let chunk = transmit.chunk();
-                wire.extend_from_slice(chunk);
-                let n = chunk.len();
-                transmit.advance(n);
-            }
-        }
+        wire.extend(greeting_frames());
         tcp.write_all(&wire).await.unwrap();
         // Keep the socket until the client is done.
         let mut sink = Vec::new();
@@ -413,14 +432,54 @@ async fn bytes_after_the_101_reach_the_session() {
 
     let (handle, response) = dial(addr, "/leftover").await;
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
-    let incoming = within("the server's stream", handle.accept())
-        .await
+    expect_greeting(&handle).await;
+}
+
+/// Interim responses (100, 103) before the 101 are skipped; the 101's own
+/// headers come back; the frames written with it reach the session. The
+/// request on the wire: origin-form target, `Host` first, repeated headers
+/// in order, then the upgrade headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interim_responses_are_skipped_and_the_101_headers_returned() {
+    let addr = raw_server(|mut tcp, head| async move {
+        assert_eq!(
+            head,
+            "POST /exec?command=sh HTTP/1.1\r\nHost: example.com:8080\r\n\
+             X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\
+             X-Stream-Protocol-Version: v3.channel.k8s.io\r\n\
+             Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\r\n"
+        );
+        let mut wire = b"HTTP/1.1 100 Continue\r\n\r\n\
+            HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n\
+            HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n\
+            X-Stream-Protocol-Version: v4.channel.k8s.io\r\n\r\n"
+            .to_vec();
+        wire.extend(greeting_frames());
+        tcp.write_all(&wire).await.unwrap();
+        let mut sink = Vec::new();
+        let _ = tcp.read_to_end(&mut sink).await;
+    })
+    .await;
+
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let request = UpgradeRequest::post("http://example.com:8080/exec?command=sh")
+        .unwrap()
+        .header("x-stream-protocol-version", "v4.channel.k8s.io")
+        .unwrap()
+        .header("x-stream-protocol-version", "v3.channel.k8s.io")
         .unwrap();
-    assert_eq!(header(&incoming.headers, "streamtype"), "greeting");
-    assert!(incoming.unidirectional);
-    let mut recv = incoming.into_recv();
-    let data = within("its data", recv.read_to_end(1024)).await.unwrap();
-    assert_eq!(data, b"sent with the 101");
+    let (handle, connection, response) =
+        within("upgrade", upgrade::connect(tcp, request, Config::default()))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
+    assert_eq!(
+        response.headers()["x-stream-protocol-version"],
+        "v4.channel.k8s.io"
+    );
+    assert!(response.headers().get("link").is_none());
+    expect_greeting(&handle).await;
 }
 
 /// A status other than 101 is `UpgradeError::Refused` with the status,
@@ -489,6 +548,89 @@ async fn upgrade_refused_carries_status_and_body() {
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(refused.headers["x-accepted-stream-protocol-versions"], "v5");
     assert_eq!(refused.body, "no stream protocol in common\n");
+}
+
+/// What a refusing server can make the dialer read is bounded: a head
+/// past `MAX_RESPONSE_HEAD` (one long or endless line, too many lines, or
+/// interim responses without end) is `HeadTooLarge`, and of a body, sized
+/// or endless, only `MAX_REFUSAL_BODY` bytes are kept and nothing more is
+/// waited for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_server_cannot_make_us_read_without_end() {
+    /// Answers `answer`, then `tail` over and over until the client goes.
+    async fn refuse_with(answer: Vec<u8>, tail: Option<Vec<u8>>) -> UpgradeError {
+        let addr = raw_server(move |mut tcp, _| async move {
+            // The client stops reading and drops the socket: writes fail.
+            if tcp.write_all(&answer).await.is_err() {
+                return;
+            }
+            if let Some(tail) = tail {
+                while tcp.write_all(&tail).await.is_ok() {}
+                return;
+            }
+            let mut sink = Vec::new();
+            let _ = tcp.read_to_end(&mut sink).await;
+        })
+        .await;
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let request = UpgradeRequest::get("/").unwrap().host("test").unwrap();
+        within("refusal", upgrade::connect(tcp, request, Config::default()))
+            .await
+            .unwrap_err()
+    }
+
+    // A complete head twice the limit (well under hyper's default buffer,
+    // so only our limit refuses it), and a header line that never ends.
+    let big_head = format!(
+        "HTTP/1.1 403 Forbidden\r\nx-filler: {}\r\nContent-Length: 0\r\n\r\n",
+        "a".repeat(2 * upgrade::MAX_RESPONSE_HEAD)
+    );
+    let endless_line = b"HTTP/1.1 403 Forbidden\r\nx-filler: ".to_vec();
+    let filler = Some(vec![b'a'; 16 * 1024]);
+    // Interim responses without end, each small.
+    let interim = Some(b"HTTP/1.1 100 Continue\r\n\r\n".repeat(100));
+    for (answer, tail) in [
+        (big_head.into_bytes(), None),
+        (endless_line, filler.clone()),
+        (Vec::new(), interim),
+    ] {
+        let error = refuse_with(answer, tail).await;
+        assert!(
+            matches!(error, UpgradeError::HeadTooLarge { limit } if limit == upgrade::MAX_RESPONSE_HEAD),
+            "{error}"
+        );
+    }
+    let many_lines = format!("HTTP/1.1 200 OK\r\n{}\r\n", "x-filler: 1\r\n".repeat(200));
+    let error = refuse_with(many_lines.into_bytes(), None).await;
+    assert!(
+        matches!(error, UpgradeError::HeadTooLarge { .. }),
+        "{error}"
+    );
+
+    let limit = upgrade::MAX_REFUSAL_BODY;
+    let sized = format!(
+        "HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\n\r\n",
+        4 * limit
+    );
+    let mut sized = sized.into_bytes();
+    sized.resize(sized.len() + 4 * limit, b'x');
+    let endless_chunk = format!("{:x}\r\n", 1 << 30);
+    let cases = [
+        (sized, None),
+        (b"HTTP/1.0 403 Forbidden\r\n\r\n".to_vec(), filler.clone()),
+        (
+            format!("HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n{endless_chunk}")
+                .into_bytes(),
+            filler,
+        ),
+    ];
+    for (answer, tail) in cases {
+        let error = refuse_with(answer, tail).await;
+        let refused = error.refused().unwrap_or_else(|| panic!("{error}"));
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        assert_eq!(refused.body.len(), limit);
+        assert!(refused.truncated);
+    }
 }
 
 /// Answers that are not a proper upgrade are typed errors; a request that

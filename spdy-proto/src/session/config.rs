@@ -68,6 +68,7 @@ pub struct Config {
     pub(crate) send_slack: usize,
     pub(crate) ignored_frame_rate: RateLimit,
     pub(crate) ignored_header_bytes: RateLimit,
+    pub(crate) window_stall_timeout: Option<Duration>,
 }
 
 impl Default for Config {
@@ -99,6 +100,7 @@ impl Default for Config {
             send_slack: 16 * 1024,
             ignored_frame_rate: RateLimit::new(5000, Duration::from_secs(10)),
             ignored_header_bytes: RateLimit::new(4 * 1024 * 1024, Duration::from_secs(10)),
+            window_stall_timeout: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -135,9 +137,11 @@ impl Config {
         self.accept_push
     }
 
-    /// Receive window of each stream, advertised with
-    /// SETTINGS_INITIAL_WINDOW_SIZE (SPDY/3 and later). What a peer can make
-    /// us buffer per stream. Clamped to 1 ..= 2^31 - 1. Default 64 KiB.
+    /// Receive window of each stream (SPDY/3 and later): what a peer can
+    /// make us buffer per stream. Above 64 KiB it is given to each stream
+    /// by a WINDOW_UPDATE when the stream opens, since some peers ignore
+    /// SETTINGS_INITIAL_WINDOW_SIZE; below, that setting advertises it.
+    /// Clamped to 1 ..= 2^31 - 1. Default 64 KiB.
     pub fn with_initial_window(mut self, bytes: u32) -> Config {
         self.initial_window = bytes.clamp(1, MAX_WINDOW);
         self
@@ -311,7 +315,10 @@ impl Config {
     /// For a server that detects the version from the first frame: SPDY/3
     /// and 3.1 look the same on the wire, so a version-3 session starts as
     /// SPDY/3 and becomes 3.1 when the peer sends a session WINDOW_UPDATE
-    /// (stream 0), as node-spdy does. Default true.
+    /// (stream 0), as node-spdy does. Until it does, what we send stays
+    /// within the 64 KiB session window a 3.1 peer assumes; a peer that
+    /// returns stream credit beyond it, or leaves it spent for a second,
+    /// is taken for plain SPDY/3. Default true.
     pub fn with_upgrade_v3_to_v3_1(mut self, upgrade: bool) -> Config {
         self.upgrade_v3_to_v3_1 = upgrade;
         self
@@ -344,6 +351,20 @@ impl Config {
     /// ones. Default 4 MiB per 10 s.
     pub fn with_ignored_header_bytes(mut self, limit: RateLimit) -> Config {
         self.ignored_header_bytes = limit;
+        self
+    }
+
+    /// How long a stream with data to send may wait on a shut window (its
+    /// own, or the SPDY/3.1 session window) with no WINDOW_UPDATE from the
+    /// peer before it fails with
+    /// [`StreamError::WindowStalled`](super::StreamError::WindowStalled)
+    /// and is reset (`None`: forever). Without it, a peer that does no
+    /// flow control, or speaks another version, makes a transfer stop at
+    /// 64 KiB and wait silently. Default 60 s, nginx's `send_timeout` for a
+    /// client that takes no data: long enough for a reader that pauses
+    /// (a pager, a paused player) to resume, short enough to be an answer.
+    pub fn with_window_stall_timeout(mut self, timeout: Option<Duration>) -> Config {
+        self.window_stall_timeout = timeout;
         self
     }
 }

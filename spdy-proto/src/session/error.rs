@@ -158,6 +158,22 @@ pub enum StreamError {
     /// The session ended before the stream did.
     #[error("session closed before the stream finished")]
     SessionClosed,
+    /// We had data to send on the stream and the peer's window for it
+    /// (its stream window, or the SPDY/3.1 session window) stayed at zero
+    /// with no WINDOW_UPDATE for
+    /// [`Config::with_window_stall_timeout`](super::Config::with_window_stall_timeout).
+    /// A peer that never sends one does no flow control (Kubernetes'
+    /// spdystream), or speaks another version than we do (a SPDY/3.1-only
+    /// server spoken to as SPDY/3). We reset the stream with CANCEL.
+    #[error(
+        "the peer opened no send window for {waited:?} while data waited: it may not do \
+         flow control (try Config::with_peer_flow_control(false), the compatible mode) \
+         or may not speak this SPDY version (try another one, e.g. 3.1)"
+    )]
+    WindowStalled {
+        /// How long the window stayed shut.
+        waited: std::time::Duration,
+    },
 }
 
 impl StreamError {

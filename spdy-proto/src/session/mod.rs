@@ -17,7 +17,9 @@
 //! Flow control is the memory bound: what a peer can make a session buffer
 //! is its stream windows (for each stream) and, in SPDY/3.1, its session
 //! window (for all streams together); a WINDOW_UPDATE is sent only when the
-//! application [releases](Session::release_capacity) data it has consumed.
+//! application [releases](Session::release_capacity) data it has consumed,
+//! and once when a stream opens if its window is above the 64 KiB every
+//! peer assumes (`Config::with_initial_window`).
 //! What we buffer to send is bounded the same way: per stream, what the
 //! peer's windows allow plus a slack (`Config::with_send_slack`). Every
 //! other queue a peer can grow has a limit in [`Config`]. The zlib states
@@ -99,6 +101,13 @@ pub enum Role {
     Server,
 }
 
+/// How long a detected SPDY/3 session that may be 3.1 waits, its tentative
+/// 64 KiB session window spent, for the peer's first WINDOW_UPDATE(0)
+/// before it takes the peer for plain SPDY/3 (see `Session::settle_v3`):
+/// one second, several round trips on any path, and a delay a SPDY/3 peer
+/// pays at most once per session.
+const V3_DETECT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// What [`Session::recv`] found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recv {
@@ -134,6 +143,19 @@ pub struct Session {
     version: Option<Version>,
     /// The version was detected from the first frame (not configured).
     detected: bool,
+    /// A detected SPDY/3 session was found to be plain SPDY/3 (see
+    /// `settle_v3`): it will not become 3.1 any more.
+    v3_settled: bool,
+    /// Stream WINDOW_UPDATE credit a detected SPDY/3 peer has returned
+    /// while it might yet be 3.1 (see `settle_v3`).
+    v3_stream_credit: u64,
+    /// When a detected SPDY/3 session that may be 3.1 first found its
+    /// tentative session window spent with data to send (see `settle_v3`).
+    v3_blocked_since: Option<Instant>,
+    /// Some stream may have data waiting on a shut window (its
+    /// `window_blocked_since` set): only then are the streams searched for
+    /// the stall deadline, so sessions that never block pay nothing.
+    window_blocks: bool,
     config: Config,
     decoder: Option<FrameDecoder>,
     encoder: Option<FrameEncoder>,
@@ -155,8 +177,10 @@ pub struct Session {
     next_local_id: u32,
     /// Highest stream id the peer opened (SYN_STREAM seen).
     last_remote_id: StreamId,
-    /// Highest peer stream we accepted (reported in our GOAWAY).
-    last_accepted_remote: StreamId,
+    /// Highest peer stream whose [`Event::StreamOpened`] the application
+    /// has taken from `poll_event`: our GOAWAY's last-good id. Streams
+    /// above it were never processed, so the peer may retry them (2.6.6).
+    last_handed_remote: StreamId,
     local_active: usize,
     remote_active: usize,
     /// Streams we reset recently: late frames for them are dropped quietly.
@@ -224,6 +248,10 @@ impl Session {
             role,
             version,
             detected: false,
+            v3_settled: false,
+            v3_stream_credit: 0,
+            v3_blocked_since: None,
+            window_blocks: false,
             decoder: None,
             encoder: None,
             streams: HashMap::new(),
@@ -238,7 +266,7 @@ impl Session {
                 Role::Server => 2,
             },
             last_remote_id: StreamId::ZERO,
-            last_accepted_remote: StreamId::ZERO,
+            last_handed_remote: StreamId::ZERO,
             local_active: 0,
             remote_active: 0,
             recently_reset: VecDeque::new(),
@@ -289,7 +317,9 @@ impl Session {
             SettingId::MaxConcurrentStreams,
             self.config.max_concurrent_streams,
         )];
-        if version != Version::V2 && self.config.initial_window != DEFAULT_WINDOW {
+        // A smaller stream window can only be had by SETTINGS; a larger
+        // one is given stream by stream (`raise_stream_window`).
+        if version != Version::V2 && self.config.initial_window < DEFAULT_WINDOW {
             entries.push(Setting::new(
                 SettingId::InitialWindowSize,
                 self.config.initial_window,
@@ -405,7 +435,43 @@ impl Session {
 
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front()?;
+        if let Event::StreamOpened { id, .. } = &event {
+            // Ids of peer streams only grow, and so do their events.
+            self.last_handed_remote = self.last_handed_remote.max(*id);
+        }
+        Some(event)
+    }
+
+    /// Before our GOAWAY goes out: the peer's streams the application has
+    /// not been handed yet (their `StreamOpened` still queued) were not
+    /// processed, and the GOAWAY's last-good id will say so, so the peer
+    /// may retry them on another session. They must then never reach the
+    /// application: they are dropped with their events, and frames that
+    /// follow for them are ignored like any new stream after GOAWAY.
+    /// `graceful`: the session goes on, so their unread data goes back to
+    /// the session window and the streams leave the counts.
+    fn drop_unhanded_streams(&mut self, graceful: bool) {
+        let last = self.last_handed_remote;
+        let unhanded = |s: &Session, id: StreamId| id > last && !id.is_zero() && s.is_peer_id(id);
+        let ids: Vec<StreamId> = self
+            .streams
+            .keys()
+            .copied()
+            .filter(|id| unhanded(self, *id))
+            .collect();
+        let events = std::mem::take(&mut self.events);
+        self.events = events
+            .into_iter()
+            .filter(|e| !event_stream(e).is_some_and(|id| unhanded(self, id)))
+            .collect();
+        for id in ids {
+            if graceful {
+                self.end_stream_abruptly(id);
+            } else {
+                self.streams.remove(&id);
+            }
+        }
     }
 
     /// The earliest time [`handle_timeout`](Self::handle_timeout) must be
@@ -417,10 +483,60 @@ impl Session {
         let stalls = self
             .stalls
             .next_deadline(self.awaiting_first_frame(), self.going_away());
-        [self.ping.next_deadline(), stalls]
-            .into_iter()
-            .flatten()
+        let v3_detect = self.v3_blocked_since.map(|t| t + V3_DETECT_GRACE);
+        [
+            self.ping.next_deadline(),
+            stalls,
+            v3_detect,
+            self.window_stall_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// When the first stream waiting on a shut window times out.
+    fn window_stall_deadline(&self) -> Option<Instant> {
+        let timeout = self.config.window_stall_timeout?;
+        if !self.window_blocks {
+            return None;
+        }
+        self.streams
+            .values()
+            .filter_map(|s| s.window_blocked_since)
             .min()
+            .map(|since| since + timeout)
+    }
+
+    /// Fails the streams whose data has waited on a shut window, with no
+    /// WINDOW_UPDATE, for `window_stall_timeout`: the peer is not going to
+    /// open it (see [`StreamError::WindowStalled`]).
+    fn fail_window_stalls(&mut self, now: Instant) {
+        let Some(timeout) = self.config.window_stall_timeout else {
+            return;
+        };
+        let session_shut = self.session_window_tracked() && self.conn_send_window.available() == 0;
+        let mut stalled = Vec::new();
+        for (id, stream) in self.streams.iter_mut() {
+            let Some(since) = stream.window_blocked_since else {
+                continue;
+            };
+            let shut = stream.send_window.available() == 0 || session_shut;
+            if stream.send_queued == 0 || stream.local_closed || !shut {
+                // It may send again: the clock waits for the next block.
+                stream.window_blocked_since = None;
+            } else if now >= since + timeout {
+                stalled.push((*id, now - since));
+            }
+        }
+        for (id, waited) in stalled {
+            self.send_reset(id, RstStatus::Cancel);
+            self.fail_stream(id, StreamError::WindowStalled { waited });
+        }
+        self.window_blocks = self
+            .streams
+            .values()
+            .any(|s| s.window_blocked_since.is_some());
     }
 
     /// A server still waits for the client's first frame.
@@ -449,6 +565,15 @@ impl Session {
             return;
         }
         self.note_idle(now);
+        if self
+            .v3_blocked_since
+            .is_some_and(|t| now >= t + V3_DETECT_GRACE)
+        {
+            self.v3_blocked_since = None;
+            self.settle_v3(true);
+            self.reschedule_all();
+        }
+        self.fail_window_stalls(now);
         match self
             .stalls
             .on_timeout(now, self.awaiting_first_frame(), self.going_away())
@@ -593,7 +718,11 @@ impl Session {
             stream.opened_on_wire = true;
             self.local_active += 1;
         }
+        let peer_sends = !frame.unidirectional;
         self.control.push_back(Frame::SynStream(frame));
+        if peer_sends {
+            self.raise_stream_window(id);
+        }
         self.events.push_back(Event::StreamStarted { id });
         // Data or trailers queued while it waited can go now; a stream
         // opened with FIN and unidirectional is already over.
@@ -631,6 +760,31 @@ impl Session {
         } else {
             Window::new(self.peer_initial_window)
         }
+    }
+
+    /// Gives a new stream on which the peer may send the configured window
+    /// when it exceeds 64 KiB: a WINDOW_UPDATE of the difference, right
+    /// after our SYN_STREAM or as soon as the peer's SYN_STREAM is
+    /// accepted (before our SYN_REPLY, so an upload need not wait for the
+    /// answer).
+    ///
+    /// Such a window is *not* advertised with SETTINGS_INITIAL_WINDOW_SIZE:
+    /// some peers (Go SPDY/3.1 libraries) ignore that setting and assume
+    /// 64 KiB, and would stall waiting for credit we hold back until half
+    /// of the large window is used. Sending both would not do either: a
+    /// peer that honours SETTINGS would add the update to the advertised
+    /// size and believe in twice what we can hold. With the update alone,
+    /// every peer counts 64 KiB + delta, the window we enforce
+    /// (`new_recv_window`), and the half-window threshold for returning
+    /// credit is reached whatever the peer. A smaller window still goes by
+    /// SETTINGS, as no WINDOW_UPDATE can shrink one.
+    fn raise_stream_window(&mut self, id: StreamId) {
+        if !self.flow_controlled() || self.config.initial_window <= DEFAULT_WINDOW {
+            return;
+        }
+        let delta = self.config.initial_window - DEFAULT_WINDOW;
+        self.control
+            .push_back(Frame::WindowUpdate(WindowUpdate::new(id, delta)));
     }
 
     /// The receive window a new stream starts with. Until the peer has seen
@@ -906,8 +1060,52 @@ impl Session {
         }
         match self.version {
             Some(Version::V3_1) => true,
-            Some(Version::V3) => self.detected && self.config.upgrade_v3_to_v3_1,
+            Some(Version::V3) => self.v3_undecided(),
             _ => false,
+        }
+    }
+
+    /// A detected version-3 session whose peer may still turn out to speak
+    /// 3.1 (it has sent no session WINDOW_UPDATE yet).
+    pub(crate) fn v3_undecided(&self) -> bool {
+        self.version == Some(Version::V3)
+            && self.detected
+            && self.config.upgrade_v3_to_v3_1
+            && self.config.peer_flow_control
+            && !self.v3_settled
+    }
+
+    /// While a detected session may be SPDY/3.1, what we send is limited by
+    /// the 64 KiB session window a 3.1 peer assumes until its first
+    /// WINDOW_UPDATE(0): sending past it would break a 3.1 peer's window
+    /// (and it may never give the excess back). A plain SPDY/3 peer never
+    /// opens that window, and we tell it apart by the credit it returns:
+    /// once its stream WINDOW_UPDATEs have given back a whole initial
+    /// session window (64 KiB) of what we sent (not counting raises of a
+    /// window beyond that) while the session window is spent and no
+    /// WINDOW_UPDATE(0) came, it has consumed everything a 3.1 peer could
+    /// have let us send without crediting the session, which a 3.1 peer
+    /// cannot do without stalling itself. The session is then SPDY/3 for
+    /// good, and sending goes on by stream windows alone. Checked when
+    /// sending, after the whole read was processed, so a 3.1 peer's stream
+    /// and session updates written together are seen together.
+    ///
+    /// A SPDY/3 peer reading several streams may return no stream credit
+    /// at all (each got less than its update threshold), and then looks
+    /// exactly like a 3.1 peer whose application does not read: after
+    /// [`V3_DETECT_GRACE`] blocked so, the session is taken for SPDY/3
+    /// (`timed_out`), which at worst overruns a 3.1 peer that kept the
+    /// 64 KiB default session window and stopped reading.
+    pub(crate) fn settle_v3(&mut self, timed_out: bool) {
+        if self.v3_undecided()
+            && self.conn_send_window.available() == 0
+            && (timed_out || self.v3_stream_credit >= u64::from(DEFAULT_WINDOW))
+        {
+            self.v3_settled = true;
+            self.v3_blocked_since = None;
+            self.conn_send_window = Window::unlimited();
+            self.conn_recv_window = Window::unlimited();
+            self.conn_pending_update = 0;
         }
     }
 
@@ -1044,7 +1242,9 @@ impl Session {
 
     /// Starts a graceful shutdown: GOAWAY with `status`, no new streams
     /// either way, and the session closes once the streams it accepted have
-    /// finished.
+    /// finished. The GOAWAY names the last peer stream this application
+    /// took from `poll_event`; peer streams still queued as events are
+    /// dropped unseen, the peer being free to retry them elsewhere.
     pub fn go_away(&mut self, status: GoAwayStatus) {
         if self.closed.is_some() || self.goaway_sent {
             return;
@@ -1055,10 +1255,8 @@ impl Session {
         }
         self.goaway_sent = true;
         if self.config.peer_flow_control {
-            self.control.push_back(Frame::GoAway(GoAway::new(
-                self.last_accepted_remote,
-                status,
-            )));
+            self.control
+                .push_back(Frame::GoAway(GoAway::new(self.last_handed_remote, status)));
         } else {
             // Peers without flow control (spdystream) stop reading at a
             // GOAWAY, so data still queued for open streams would never be
@@ -1067,6 +1265,7 @@ impl Session {
         }
         // "After sending a GOAWAY, an endpoint MUST NOT create new streams."
         self.fail_pending_opens(StreamError::Refused);
+        self.drop_unhanded_streams(true);
         self.check_drained();
     }
 
@@ -1207,10 +1406,8 @@ impl Session {
             && self.pending_opens.is_empty()
         {
             if let Some(status) = self.deferred_goaway.take() {
-                self.control.push_back(Frame::GoAway(GoAway::new(
-                    self.last_accepted_remote,
-                    status,
-                )));
+                self.control
+                    .push_back(Frame::GoAway(GoAway::new(self.last_handed_remote, status)));
             }
             self.closed = Some(None);
             self.events.push_back(Event::Closed { error: None });
@@ -1223,11 +1420,13 @@ impl Session {
         if self.closed.is_some() {
             return;
         }
+        tracing::debug!(%error, status = %error.goaway_status(), "session error: GOAWAY");
         self.control.clear();
         self.owed.clear();
+        self.drop_unhanded_streams(false);
         if self.version.is_some() {
             self.control.push_back(Frame::GoAway(GoAway::new(
-                self.last_accepted_remote,
+                self.last_handed_remote,
                 error.goaway_status(),
             )));
         }
@@ -1368,5 +1567,25 @@ impl Session {
             }
             self.fail_stream(push, error.clone());
         }
+    }
+}
+
+/// The stream an event is about, if any.
+fn event_stream(event: &Event) -> Option<StreamId> {
+    match event {
+        Event::StreamOpened { id, .. }
+        | Event::Reply { id, .. }
+        | Event::Headers { id, .. }
+        | Event::Readable { id }
+        | Event::Writable { id }
+        | Event::StreamStarted { id }
+        | Event::StreamFailed { id, .. }
+        | Event::SendStopped { id, .. }
+        | Event::StreamClosed { id } => Some(*id),
+        Event::Version(_)
+        | Event::Settings(_)
+        | Event::Pong { .. }
+        | Event::GoAway { .. }
+        | Event::Closed { .. } => None,
     }
 }

@@ -137,7 +137,7 @@ impl Session {
         }
     }
 
-    fn is_peer_id(&self, id: StreamId) -> bool {
+    pub(super) fn is_peer_id(&self, id: StreamId) -> bool {
         match self.role {
             Role::Client => id.is_server_initiated(),
             Role::Server => id.is_client_initiated(),
@@ -167,6 +167,7 @@ impl Session {
     /// A stream error found by us: RST_STREAM, and the stream (if we knew
     /// it) fails. Resets the peer makes us send count as peer resets.
     fn stream_error(&mut self, now: Instant, id: StreamId, status: RstStatus) {
+        tracing::debug!(%id, %status, "stream error: RST_STREAM");
         // Report the status that goes on the wire.
         let status = match self.version {
             Some(version) => status.for_version(version),
@@ -236,7 +237,7 @@ impl Session {
     /// than answered: we reset it recently (the peer had not seen our
     /// RST_STREAM yet), or we sent GOAWAY and ignore everything new.
     fn ignore_unknown(&self, id: StreamId) -> bool {
-        self.was_recently_reset(id) || (self.goaway_sent && id > self.last_accepted_remote)
+        self.was_recently_reset(id) || (self.goaway_sent && id > self.last_handed_remote)
     }
 
     /// A DATA frame whose header arrived for a stream we do not have is
@@ -456,7 +457,9 @@ impl Session {
         }
         self.streams.insert(id, stream);
         self.remote_active += 1;
-        self.last_accepted_remote = id;
+        if !frame.fin {
+            self.raise_stream_window(id);
+        }
         self.events.push_back(Event::StreamOpened {
             id,
             associated_to: push.then_some(frame.associated_to),
@@ -588,6 +591,7 @@ impl Session {
     }
 
     fn on_rst_stream(&mut self, now: Instant, frame: RstStream) {
+        tracing::trace!(id = %frame.stream_id, status = %frame.status, "RST_STREAM from the peer");
         let id = frame.stream_id;
         // "An endpoint MUST NOT send a RST_STREAM in response to an
         // RST_STREAM": unknown streams are ignored (but a stream of them
@@ -716,6 +720,7 @@ impl Session {
             if stream.send_window.adjust(delta, max).is_err() {
                 overflowed.push(*id);
             } else if before == 0 && stream.send_window.available() > 0 {
+                stream.window_blocked_since = None;
                 reopened.push(*id);
             }
         }
@@ -747,6 +752,7 @@ impl Session {
     }
 
     fn on_goaway(&mut self, now: Instant, frame: GoAway) {
+        tracing::debug!(last_good = %frame.last_good_stream_id, status = %frame.status, "GOAWAY from the peer");
         if self.goaway_received.is_some() && !self.count_empty(now) {
             return;
         }
@@ -779,11 +785,8 @@ impl Session {
             return;
         }
         if frame.stream_id.is_zero() {
-            if self.version == Some(Version::V3)
-                && self.detected
-                && self.config.upgrade_v3_to_v3_1
-                && self.config.peer_flow_control
-            {
+            if self.v3_undecided() {
+                self.v3_blocked_since = None;
                 self.version = Some(Version::V3_1);
                 self.events.push_back(Event::Version(Version::V3_1));
                 self.enable_session_window();
@@ -797,16 +800,30 @@ impl Session {
                     self.fail_session(ProtocolViolation::SessionWindowOverflow.into());
                     return;
                 }
+                // The clocks of streams waiting on the session window
+                // restart (`Config::with_window_stall_timeout`).
+                for stream in self.streams.values_mut() {
+                    stream.window_blocked_since = None;
+                }
+                self.window_blocks = false;
                 self.reschedule_all();
             }
             // SPDY/3 has no session window: nothing to do.
             return;
         }
         let id = frame.stream_id;
+        let undecided = self.v3_undecided();
         let Some(stream) = self.streams.get_mut(&id) else {
             // Late updates for finished streams are normal.
             return;
         };
+        if undecided {
+            // Only what returns bytes we sent counts: a peer may raise a
+            // new stream's window as we do (`raise_stream_window`).
+            let returned = u64::from(frame.delta).min(stream.v3_uncredited);
+            stream.v3_uncredited -= returned;
+            self.v3_stream_credit = self.v3_stream_credit.saturating_add(returned);
+        }
         // "A sender should ignore all the WINDOW_UPDATE frames associated
         // with the stream after it send the last frame for the stream."
         if stream.local_closed {
@@ -819,13 +836,14 @@ impl Session {
             return;
         }
         let _ = stream.send_granted.increase(frame.delta, i64::MAX / 8);
+        stream.window_blocked_since = None;
         if was_blocked {
             self.schedule(id);
         }
         self.notify_writable(id);
     }
 
-    fn reschedule_all(&mut self) {
+    pub(super) fn reschedule_all(&mut self) {
         let ids: Vec<StreamId> = self
             .streams
             .iter()

@@ -10,7 +10,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::error::{SessionError, StreamError};
 use super::Session;
 use crate::codec::EncodedData;
-use crate::frame::{Data, EncodeError, Frame, Headers, RstStatus, StreamId, Version};
+use crate::frame::{Data, EncodeError, Frame, Headers, RstStatus, StreamId};
 use crate::header_block::HeaderBlockError;
 
 /// Queued writes shorter than this are gathered (copied) into one DATA
@@ -103,7 +103,7 @@ impl Session {
         if self.closed.is_some() {
             return None;
         }
-        self.next_data()
+        self.next_data(now)
     }
 
     /// Encodes queued control frames into one batch.
@@ -152,8 +152,12 @@ impl Session {
     }
 
     /// The next DATA frame (or trailers, or bare FIN) by priority.
-    fn next_data(&mut self) -> Option<Transmit> {
-        let session_limited = self.version == Some(Version::V3_1) && self.config.peer_flow_control;
+    fn next_data(&mut self, now: Instant) -> Option<Transmit> {
+        // A detected SPDY/3 session that may yet be 3.1 is limited as 3.1
+        // is (see `settle_v3`).
+        self.settle_v3(false);
+        let session_limited = self.session_window_tracked();
+        let mut session_blocked = false;
         // Streams with data but no session window keep their place, while
         // those behind them that only owe a FIN or trailers (which need no
         // window) still go.
@@ -172,6 +176,8 @@ impl Session {
                 if stream_room == 0 {
                     // Blocked on its own window; a WINDOW_UPDATE or SETTINGS
                     // change reschedules it.
+                    stream.window_blocked_since.get_or_insert(now);
+                    self.window_blocks = true;
                     continue;
                 }
                 let conn_room = if session_limited {
@@ -180,6 +186,9 @@ impl Session {
                     usize::MAX
                 };
                 if conn_room == 0 {
+                    session_blocked = true;
+                    stream.window_blocked_since.get_or_insert(now);
+                    self.window_blocks = true;
                     stream.scheduled = true;
                     waiting.push((id, stream.priority));
                     continue;
@@ -196,6 +205,9 @@ impl Session {
         for (id, priority) in waiting.into_iter().rev() {
             self.scheduler.push_front(id, priority);
         }
+        if session_blocked && self.v3_undecided() && self.v3_blocked_since.is_none() {
+            self.v3_blocked_since = Some(now);
+        }
         result
     }
 
@@ -205,6 +217,7 @@ impl Session {
             let Some(stream) = self.streams.get_mut(&id) else {
                 return Transmit::Frames(Bytes::new());
             };
+            stream.window_blocked_since = None;
             let chunk = take_chunk(&mut stream.send_queue, n);
             stream.send_queued -= chunk.len();
             stream.send_window.consume(chunk.len());
@@ -217,6 +230,11 @@ impl Session {
         // be 3.1, the peer has been counting from the start.
         if self.session_window_tracked() {
             self.conn_send_window.consume(data.len());
+        }
+        if self.v3_undecided() {
+            if let Some(stream) = self.streams.get_mut(&id) {
+                stream.v3_uncredited += data.len() as u64;
+            }
         }
         self.notify_writable(id);
         if more {

@@ -66,6 +66,12 @@ pub(crate) struct Stream {
     /// The application was told the buffer was full; tell it when room
     /// opens.
     pub(crate) wants_writable: bool,
+    /// Since when data has waited on a shut window with no WINDOW_UPDATE
+    /// (see `Config::with_window_stall_timeout`).
+    pub(crate) window_blocked_since: Option<std::time::Instant>,
+    /// Bytes sent while the session might yet be SPDY/3.1 that no stream
+    /// WINDOW_UPDATE has returned yet (see `Session::settle_v3`).
+    pub(crate) v3_uncredited: u64,
 
     // ----- the peer's sending side -----
     /// For a stream we opened (bidirectional): SYN_REPLY received. For a
@@ -125,6 +131,8 @@ impl Stream {
             send_granted: send_window,
             scheduled: false,
             wants_writable: false,
+            window_blocked_since: None,
+            v3_uncredited: 0,
             replied: false,
             reply_sent: false,
             remote_closed: false,
