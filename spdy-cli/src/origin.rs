@@ -295,7 +295,11 @@ where
     // `ORIGIN_PEER_RESETS`.)
     let server = spdy::server::Builder::new().config(tunnel::origin_session_config());
     match server
-        .serve_connection_until(io, service, shutdown::stopped(stopped))
+        .serve_connection_until(
+            io,
+            hyper::service::service_fn(service),
+            shutdown::stopped(stopped),
+        )
         .await
     {
         Ok(()) => Ok("closed by the proxy".to_owned()),

@@ -293,7 +293,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
                         // only its stream ends.
                         let one_at_a_time = accepted.protocol() == Protocol::Http1;
                         tokio::select! {
-                            _ = accepted.serve_until(service, stop) => {}
+                            _ = accepted.serve_until(service_fn(service), stop) => {}
                             () = stalled.notified(), if one_at_a_time => {}
                         }
                     }

@@ -193,10 +193,10 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         connections.spawn(async move {
             // Counted against the caps until this task ends.
             let _guard = guard;
-            let service = move |req: Request<RecvBody>| {
+            let service = hyper::service::service_fn(move |req: Request<RecvBody>| {
                 let root = root.clone();
                 async move { Ok::<_, Infallible>(handle(&root, peer, req).await) }
-            };
+            });
             let result = match &acceptor {
                 Some(acceptor) => match acceptor.accept(tcp).await {
                     Ok(accepted) => accepted.serve_until(service, stop).await,

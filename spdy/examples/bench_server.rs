@@ -9,6 +9,7 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body::Frame;
+use hyper::service::service_fn;
 use spdy::RecvBody;
 use tokio::net::TcpListener;
 
@@ -64,25 +65,28 @@ async fn main() -> std::io::Result<()> {
         );
     spdy::server::Builder::new()
         .config(config)
-        .serve(listener, move |req: Request<RecvBody>| {
-            let block = block.clone();
-            async move {
-                let n = req
-                    .uri()
-                    .path()
-                    .strip_prefix("/bytes/")
-                    .and_then(|n| n.parse::<usize>().ok());
-                Ok::<_, Infallible>(match n {
-                    Some(left) => Response::builder()
-                        .header("content-length", left)
-                        .body(Repeat { block, left })
-                        .unwrap_or_default(),
-                    None => Response::builder()
-                        .status(StatusCode::NOT_FOUND)
-                        .body(Repeat { block, left: 0 })
-                        .unwrap_or_default(),
-                })
-            }
-        })
+        .serve(
+            listener,
+            service_fn(move |req: Request<RecvBody>| {
+                let block = block.clone();
+                async move {
+                    let n = req
+                        .uri()
+                        .path()
+                        .strip_prefix("/bytes/")
+                        .and_then(|n| n.parse::<usize>().ok());
+                    Ok::<_, Infallible>(match n {
+                        Some(left) => Response::builder()
+                            .header("content-length", left)
+                            .body(Repeat { block, left })
+                            .unwrap_or_default(),
+                        None => Response::builder()
+                            .status(StatusCode::NOT_FOUND)
+                            .body(Repeat { block, left: 0 })
+                            .unwrap_or_default(),
+                    })
+                }
+            }),
+        )
         .await
 }

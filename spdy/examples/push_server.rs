@@ -11,6 +11,7 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
+use hyper::service::service_fn;
 use spdy::server::Pusher;
 use spdy::RecvBody;
 
@@ -46,8 +47,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:4041").await?;
     let addr = listener.local_addr()?;
     println!("listening on http://{addr}");
-    let server =
-        tokio::spawn(async move { spdy::server::Builder::new().serve(listener, service).await });
+    let server = tokio::spawn(async move {
+        spdy::server::Builder::new()
+            .serve(listener, service_fn(service))
+            .await
+    });
 
     // A client, to see the push: the page and its pushed stylesheet.
     let client = spdy::client::Client::connect(addr, spdy::Version::V3_1).await?;

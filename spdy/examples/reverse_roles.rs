@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
+use hyper::service::service_fn;
 use spdy::{RecvBody, Version};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -24,11 +25,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let origin = tokio::spawn(async move {
         let tcp = TcpStream::connect(proxy_addr).await?;
         println!("[origin] dialed the proxy at {proxy_addr}; serving on that connection");
-        let service = |req: Request<RecvBody>| async move {
+        let service = service_fn(|req: Request<RecvBody>| async move {
             println!("[origin] request: {} {}", req.method(), req.uri());
             let body = format!("hello from the origin, for {}\n", req.uri().path());
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(body))))
-        };
+        });
         // The version is detected from the proxy's first frame.
         spdy::server::Builder::new()
             .serve_connection(tcp, service)

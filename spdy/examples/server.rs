@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
+use hyper::service::service_fn;
 use spdy::RecvBody;
 
 #[tokio::main]
@@ -19,14 +20,17 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:4040").await?;
     println!("listening on http://{}", listener.local_addr()?);
     spdy::server::Builder::new()
-        .serve(listener, |req: Request<RecvBody>| async move {
-            println!("{} {}", req.method(), req.uri());
-            let body = format!("hello over SPDY, you asked for {}\n", req.uri().path());
-            let response = Response::builder()
-                .header("content-type", "text/plain; charset=utf-8")
-                .body(Full::new(Bytes::from(body)))
-                .expect("a valid response");
-            Ok::<_, Infallible>(response)
-        })
+        .serve(
+            listener,
+            service_fn(|req: Request<RecvBody>| async move {
+                println!("{} {}", req.method(), req.uri());
+                let body = format!("hello over SPDY, you asked for {}\n", req.uri().path());
+                let response = Response::builder()
+                    .header("content-type", "text/plain; charset=utf-8")
+                    .body(Full::new(Bytes::from(body)))
+                    .expect("a valid response");
+                Ok::<_, Infallible>(response)
+            }),
+        )
         .await
 }

@@ -1,21 +1,28 @@
-//! HTTP over SPDY, server side: serve a function from `http::Request` to
-//! `http::Response`, with streaming bodies both ways and server push.
+//! HTTP over SPDY, server side: serve a hyper service (see
+//! [`HttpService`]) from `http::Request` to `http::Response`, with
+//! streaming bodies both ways and server push ([`Pusher`], in each
+//! request's extensions).
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use bytes::Bytes;
 //! use http_body_util::Full;
+//! use hyper::service::service_fn;
 //! use spdy::RecvBody;
 //!
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:4040").await?;
 //! spdy::server::Builder::new()
-//!     .serve(listener, |req: http::Request<RecvBody>| async move {
+//!     .serve(listener, service_fn(|req: http::Request<RecvBody>| async move {
 //!         let body = Full::new(Bytes::from(format!("you asked for {}\n", req.uri().path())));
 //!         Ok::<_, std::convert::Infallible>(http::Response::new(body))
-//!     })
+//!     }))
 //!     .await
 //! # }
 //! ```
+//!
+//! A tower service, such as an axum `Router`, goes through hyper-util's
+//! adapter: `.serve(listener, TowerToHyperService::new(router))` (see
+//! `examples/axum.rs`).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -37,38 +44,62 @@ use crate::{headers, Handle, IncomingStream};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What a server serves: something that turns a request into a response,
-/// later. Any `Fn(Request<RecvBody>) -> impl Future<Output = Result<Response<B>, E>>`
-/// (an async closure or function) is one, with `B` any `http_body::Body`.
-/// An error is answered with 500.
-pub trait Service: Send + Sync + 'static {
+/// What a server serves: any [`hyper::service::Service`] taking a
+/// `Request<RecvBody>` and answering a `Response<B>`, `B` any
+/// [`http_body::Body`]: the bound hyper's own `serve_connection` puts on
+/// a service, plus `Send + Sync + 'static` and a `Send` future, since each
+/// stream is served by a task of its own. An error is answered with 500.
+///
+/// - A closure or an async function: wrap it in
+///   [`hyper::service::service_fn`].
+/// - A tower `Service` (an axum `Router`, a tower-http layer around
+///   anything): wrap it in `hyper_util::service::TowerToHyperService`.
+///
+/// This trait only names that bound, as hyper's `HttpService` does: it is
+/// implemented for every such service and cannot be implemented otherwise.
+/// There is no blanket implementation for closures beside it: Rust's
+/// coherence rules allow one blanket implementation or the other, not
+/// both, and taking hyper's trait is what lets the rest of the ecosystem
+/// plug in.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a hyper service of `Request<RecvBody>` that spdy can serve",
+    note = "wrap a closure in `hyper::service::service_fn`, a tower service in `hyper_util::service::TowerToHyperService`",
+    note = "the service must be `Send + Sync + 'static`, its future `Send`, its response body `Send`"
+)]
+pub trait HttpService:
+    hyper::service::Service<
+        Request<RecvBody>,
+        Response = Response<Self::ResBody>,
+        Error: Into<BoxError>,
+        Future: Send + 'static,
+    >
+    + Send
+    + Sync
+    + 'static
+    + sealed::Sealed
+{
     /// The response body.
-    type Body: Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
-    /// What a failed call returns.
-    type Error: Into<BoxError>;
-    /// The response, later.
-    type Future: Future<Output = Result<Response<Self::Body>, Self::Error>> + Send + 'static;
-
-    /// Serves one request.
-    fn call(&self, request: Request<RecvBody>) -> Self::Future;
+    type ResBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
 }
 
-impl<S, F, B, E> Service for S
+impl<S, B> HttpService for S
 where
-    S: Fn(Request<RecvBody>) -> F + Send + Sync + 'static,
-    F: Future<Output = Result<Response<B>, E>> + Send + 'static,
+    S: hyper::service::Service<Request<RecvBody>, Response = Response<B>> + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
-    E: Into<BoxError>,
 {
-    type Body = B;
-    type Error = E;
-    type Future = F;
+    type ResBody = B;
+}
 
-    fn call(&self, request: Request<RecvBody>) -> F {
-        self(request)
-    }
+mod sealed {
+    use super::*;
+
+    pub trait Sealed {}
+
+    impl<S> Sealed for S where S: hyper::service::Service<Request<RecvBody>> {}
 }
 
 /// Settings for serving.
@@ -189,7 +220,7 @@ impl Builder {
     pub async fn serve_connection<T, S>(&self, io: T, service: S) -> Result<(), Error>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Service,
+        S: HttpService,
     {
         self.serve_connection_until(io, service, std::future::pending::<()>())
             .await
@@ -206,7 +237,7 @@ impl Builder {
     ) -> Result<(), Error>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Service,
+        S: HttpService,
     {
         let (handle, conn) = match self.version {
             Some(version) => crate::handshake(io, Role::Server, version, self.config.clone()),
@@ -254,11 +285,13 @@ impl Builder {
     }
 
     /// Accepts connections on `listener` and serves each (plain TCP, the
-    /// version detected per connection). Runs until accepting fails.
+    /// version detected per connection) with the one `service`, shared.
+    /// Runs until accepting fails.
     pub async fn serve<S>(&self, listener: TcpListener, service: S) -> std::io::Result<()>
     where
-        S: Service + Clone,
+        S: HttpService,
     {
+        let service = Arc::new(service);
         loop {
             let (tcp, _) = listener.accept().await?;
             let _ = tcp.set_nodelay(true);
@@ -275,7 +308,7 @@ impl Builder {
 pub async fn serve_connection<T, S>(io: T, service: S) -> Result<(), Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service,
+    S: HttpService,
 {
     Builder::new().serve_connection(io, service).await
 }
@@ -332,7 +365,7 @@ impl Pusher {
 
 /// Turns one incoming stream into a request, calls the service, and sends
 /// its response.
-async fn serve_stream<S: Service>(
+async fn serve_stream<S: HttpService>(
     version: Version,
     incoming: IncomingStream,
     service: &S,

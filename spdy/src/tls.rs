@@ -32,15 +32,17 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
 //! use bytes::Bytes;
 //! use http_body_util::{Empty, Full};
+//! use hyper::service::service_fn;
 //! use spdy::{tls, RecvBody};
 //!
 //! // Server: SPDY/3.1, 3 and 2, and HTTP/1.1, on one port.
 //! let acceptor = tls::Acceptor::from_pem_files("cert.pem", "key.pem")?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:4443").await?;
-//! tokio::spawn(tls::serve(listener, acceptor, |req: http::Request<RecvBody>| async move {
+//! let service = service_fn(|req: http::Request<RecvBody>| async move {
 //!     let body = Full::new(Bytes::from(format!("you asked for {}\n", req.uri().path())));
 //!     Ok::<_, std::convert::Infallible>(http::Response::new(body))
-//! }));
+//! });
+//! tokio::spawn(tls::serve(listener, acceptor, service));
 //!
 //! // Client: trusts cert.pem, speaks the version the server picked.
 //! let connector = tls::Connector::with_ca_file("cert.pem")?;
@@ -74,7 +76,7 @@ use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 
 use crate::client::{self, SendRequest};
 use crate::error::Error;
-use crate::server::{self, Service};
+use crate::server::{self, HttpService};
 use crate::{Config, Connection, RecvBody, Version};
 
 /// The rustls this module is built on, for its configuration and
@@ -359,7 +361,7 @@ impl<T> Accepted<T> {
     pub async fn serve<S>(self, service: S) -> Result<(), Error>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Service,
+        S: HttpService,
     {
         self.serve_until(service, std::future::pending()).await
     }
@@ -375,7 +377,7 @@ impl<T> Accepted<T> {
     ) -> Result<(), Error>
     where
         T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-        S: Service,
+        S: HttpService,
     {
         match self.protocol {
             Protocol::Spdy(version) => {
@@ -398,9 +400,8 @@ async fn serve_http1<T, S>(
 ) -> Result<(), Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service,
+    S: HttpService,
 {
-    let service = Arc::new(service);
     let hyper_service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let mut req = req.map(RecvBody::wrap);
         absolute_uri(&mut req);
@@ -463,7 +464,7 @@ fn absolute_uri(req: &mut Request<RecvBody>) {
 pub async fn serve_connection<T, S>(io: T, acceptor: &Acceptor, service: S) -> Result<(), Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-    S: Service,
+    S: HttpService,
 {
     acceptor.accept(io).await?.serve(service).await
 }
@@ -472,7 +473,7 @@ where
 /// [`serve_connection`] in a task of its own. Runs until accepting fails.
 pub async fn serve<S>(listener: TcpListener, acceptor: Acceptor, service: S) -> io::Result<()>
 where
-    S: Service,
+    S: HttpService,
 {
     let service = Arc::new(service);
     loop {
@@ -481,7 +482,6 @@ where
         let acceptor = acceptor.clone();
         let service = service.clone();
         tokio::spawn(async move {
-            let service = move |req: Request<RecvBody>| service.call(req);
             let _ = serve_connection(tcp, &acceptor, service).await;
         });
     }

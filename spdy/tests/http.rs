@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
+use hyper::service::service_fn;
 use spdy::client::SendRequest;
 use spdy::server::Pusher;
 use spdy::{RecvBody, Version};
@@ -64,7 +65,7 @@ async fn connect(version: Version) -> SendRequest {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         let (tcp, _) = listener.accept().await.unwrap();
-        let _ = spdy::server::serve_connection(tcp, service).await;
+        let _ = spdy::server::serve_connection(tcp, service_fn(service)).await;
     });
     let tcp = TcpStream::connect(addr).await.unwrap();
     let (send, conn) = spdy::client::Builder::new()
@@ -262,7 +263,7 @@ async fn a_reset_request_drops_its_service_future() {
                     Ok::<_, Infallible>(Response::new(Empty::<Bytes>::new()))
                 }
             };
-            let _ = spdy::server::serve_connection(tcp, service).await;
+            let _ = spdy::server::serve_connection(tcp, service_fn(service)).await;
         });
         let tcp = TcpStream::connect(addr).await.unwrap();
         let (send, conn) = spdy::client::Builder::new().version(version).handshake(tcp);

@@ -37,6 +37,7 @@ use http::{HeaderMap, Request, Response};
 use http_body::Frame;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty, Full};
+use hyper::service::service_fn;
 use serde_json::Value;
 use spdy::client::SendRequest;
 use spdy::proto::header_block::HeaderBlock;
@@ -959,7 +960,11 @@ mod node_client_rust_server {
             tokio::spawn(async move {
                 let st = state.clone();
                 spdy::server::Builder::new()
-                    .serve_connection_until(tcp, move |req| service(st.clone(), req), shutdown)
+                    .serve_connection_until(
+                        tcp,
+                        service_fn(move |req| service(st.clone(), req)),
+                        shutdown,
+                    )
                     .await
             })
         };

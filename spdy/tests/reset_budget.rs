@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use http::{Request, Response};
+use hyper::service::service_fn;
 use spdy::proto::codec::{DecodeLimits, FrameDecoder, FrameEncoder};
 use spdy::proto::frame::{
     Frame, GoAwayStatus, Ping, RstStatus, RstStream, StreamId, SynStream, Version,
@@ -95,7 +96,7 @@ async fn resets_spread_over_connections_of_one_address_hit_the_shared_budget() {
             let builder =
                 spdy::server::Builder::new().reset_budget(server_budgets.for_address(peer.ip()));
             tokio::spawn(async move {
-                let _ = builder.serve_connection(tcp, never).await;
+                let _ = builder.serve_connection(tcp, service_fn(never)).await;
             });
         }
     });

@@ -527,7 +527,7 @@ async fn server_runs_at_most_max_concurrent_handlers_under_rapid_reset() {
         let _ = spdy::server::Builder::new()
             .version(Version::V3)
             .config(config)
-            .serve_connection(ours, service)
+            .serve_connection(ours, hyper::service::service_fn(service))
             .await;
     });
     let mut enc = FrameEncoder::new(Version::V3);

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use http::{Request, Response};
+use hyper::service::service_fn;
 use spdy::proto::codec::FrameEncoder;
 use spdy::proto::frame::{Frame, Ping, Settings, StreamId, SynStream};
 use spdy::proto::header_block::HeaderBlock;
@@ -85,7 +86,7 @@ fn held_per_idle_connection(opening: Vec<u8>, request: bool) -> usize {
                         let (tcp, _) = accepted.unwrap();
                         let builder = builder.clone();
                         tokio::spawn(async move {
-                            let _ = builder.serve_connection(tcp, hello).await;
+                            let _ = builder.serve_connection(tcp, service_fn(hello)).await;
                         });
                     }
                     got = &mut done_rx => {
@@ -164,7 +165,7 @@ async fn stalled_server(
     let server = tokio::spawn(async move {
         spdy::server::Builder::new()
             .config(config)
-            .serve_connection(tcp, hello)
+            .serve_connection(tcp, service_fn(hello))
             .await
     });
     (client, server)
@@ -302,7 +303,7 @@ async fn a_response_nobody_reads_is_reset_at_the_send_timeout() {
         };
         let _ = spdy::server::Builder::new()
             .send_timeout(Some(Duration::from_millis(300)))
-            .serve_connection(tcp, service)
+            .serve_connection(tcp, service_fn(service))
             .await;
     });
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -384,7 +385,7 @@ async fn a_request_body_that_stops_ends_at_the_recv_timeout() {
         };
         let _ = spdy::server::Builder::new()
             .recv_timeout(Some(Duration::from_millis(300)))
-            .serve_connection(tcp, service)
+            .serve_connection(tcp, service_fn(service))
             .await;
     });
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();

@@ -12,6 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
+use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use spdy::server::Pusher;
 use spdy::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
@@ -84,7 +85,7 @@ async fn service(mut req: Request<RecvBody>) -> Result<Response<Full<Bytes>>, In
 async fn start(acceptor: Acceptor) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    tokio::spawn(spdy::tls::serve(listener, acceptor, service));
+    tokio::spawn(spdy::tls::serve(listener, acceptor, service_fn(service)));
     addr
 }
 
