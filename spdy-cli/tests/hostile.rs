@@ -456,8 +456,9 @@ async fn rapid_reset_on_one_connection() {
 /// The same attack spread over 20 connections from one address, each
 /// staying under the per-connection budget (999 resets each, 19,980 in
 /// all). The issue asks that this not go through: the budget must hold for
-/// a client address too. This test allows an address at most five
-/// connections' worth (5,000 per 10 s): so at least 15 of the 20
+/// a client address too. `spdy serve` gives an address one connection's
+/// worth (1,000 per 10 s, over all its connections, kept after they
+/// close); allowing for one more drained meanwhile, at least 18 of the 20
 /// connections must end with GOAWAY PROTOCOL_ERROR.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_reset_spread_over_connections() {
@@ -510,8 +511,9 @@ async fn rapid_reset_spread_over_connections() {
             Some(other) => panic!("GOAWAY {other:?}, not PROTOCOL_ERROR"),
         }
     }
+    eprintln!("spread rapid reset: {ended} of {CONNECTIONS} connections ended");
     assert!(
-        ended >= CONNECTIONS - 5,
+        ended >= CONNECTIONS - 2,
         "only {ended} of {CONNECTIONS} connections, each resetting 999 streams, were ended \
          with GOAWAY PROTOCOL_ERROR: the reset budget is per connection only"
     );

@@ -8,22 +8,26 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use spdy_proto::session::RateLimit;
 use tokio::time::Instant;
 
+/// A leaky bucket: `level` resets, draining at `limit.max` per
+/// `limit.per`. Unlike fixed windows, it never lets twice the limit through
+/// around a window's edge.
 #[derive(Debug)]
 struct Window {
     limit: RateLimit,
-    start: Option<Instant>,
-    count: u64,
+    last: Option<Instant>,
+    level: f64,
 }
 
 /// A count of peer resets shared by the connections that hold a clone:
-/// at most `limit.max` in any `limit.per` window, summed over all of them.
-/// A connection that finds the budget spent ends its session with GOAWAY
-/// PROTOCOL_ERROR (`Flood::Resets`).
+/// about `limit.max` per `limit.per`, summed over all of them (a bucket of
+/// `limit.max` that drains at that rate). A connection that finds the
+/// budget spent ends its session with GOAWAY PROTOCOL_ERROR
+/// (`Flood::Resets`).
 #[derive(Debug, Clone)]
 pub struct ResetBudget {
     window: Arc<Mutex<Window>>,
@@ -35,8 +39,8 @@ impl ResetBudget {
         ResetBudget {
             window: Arc::new(Mutex::new(Window {
                 limit,
-                start: None,
-                count: 0,
+                last: None,
+                level: 0.0,
             })),
         }
     }
@@ -47,25 +51,31 @@ impl ResetBudget {
             .window
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        match w.start {
-            Some(start) if now.saturating_duration_since(start) < w.limit.per => {}
-            _ => {
-                w.start = Some(now);
-                w.count = 0;
-            }
+        let max = f64::from(w.limit.max);
+        let per = w.limit.per.as_secs_f64();
+        if let Some(last) = w.last {
+            let drained = if per > 0.0 {
+                now.saturating_duration_since(last).as_secs_f64() * max / per
+            } else {
+                f64::INFINITY
+            };
+            w.level = (w.level - drained).max(0.0);
         }
-        w.count = w.count.saturating_add(n);
-        w.count <= u64::from(w.limit.max)
+        w.last = Some(now);
+        w.level += n as f64;
+        w.level <= max
     }
 }
 
 /// One [`ResetBudget`] per client address, made when first asked for and
-/// forgotten once no connection holds it: the map is bounded by the
-/// connections alive.
+/// kept while a connection holds it or until it has drained: a client that
+/// closes its connections between bursts finds its budget as it left it.
+/// Entries that are neither are forgotten now and then, so the map holds
+/// the addresses of the last period's connections.
 #[derive(Debug, Clone)]
 pub struct ResetBudgets {
     limit: RateLimit,
-    by_address: Arc<Mutex<HashMap<IpAddr, Weak<Mutex<Window>>>>>,
+    by_address: Arc<Mutex<HashMap<IpAddr, Arc<Mutex<Window>>>>>,
 }
 
 impl ResetBudgets {
@@ -79,35 +89,55 @@ impl ResetBudgets {
 
     /// The budget of `address`, shared with its other connections.
     pub fn for_address(&self, address: IpAddr) -> ResetBudget {
+        self.for_address_at(address, Instant::now())
+    }
+
+    fn for_address_at(&self, address: IpAddr, now: Instant) -> ResetBudget {
         let mut map = self
             .by_address
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(window) = map.get(&address).and_then(Weak::upgrade) {
-            return ResetBudget { window };
+        if let Some(window) = map.get(&address) {
+            return ResetBudget {
+                window: window.clone(),
+            };
         }
-        // Forget addresses with no connection left, now and then: the map
-        // stays within twice the addresses alive.
+        // Now and then (each time the map doubles), forget the addresses
+        // that hold no connection and whose bucket has drained.
         if map.len() >= 64 && map.len().is_power_of_two() {
-            map.retain(|_, w| w.strong_count() > 0);
+            map.retain(|_, w| Arc::strong_count(w) > 1 || !drained(w, now));
         }
         let budget = ResetBudget::new(self.limit);
-        map.insert(address, Arc::downgrade(&budget.window));
+        map.insert(address, budget.window.clone());
         budget
     }
 
     /// Addresses remembered now (for tests and metrics).
     pub fn len(&self) -> usize {
-        self.by_address
-            .lock()
-            .map(|m| m.values().filter(|w| w.strong_count() > 0).count())
-            .unwrap_or(0)
+        self.by_address.lock().map(|m| m.len()).unwrap_or(0)
     }
 
-    /// Whether no address holds a budget.
+    /// Whether no address is remembered.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Whether the bucket is empty at `now`.
+fn drained(window: &Mutex<Window>, now: Instant) -> bool {
+    let w = window
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let Some(last) = w.last else {
+        return true;
+    };
+    let per = w.limit.per.as_secs_f64();
+    let rate = if per > 0.0 {
+        f64::from(w.limit.max) / per
+    } else {
+        f64::INFINITY
+    };
+    w.level <= now.saturating_duration_since(last).as_secs_f64() * rate
 }
 
 #[cfg(test)]
@@ -128,12 +158,41 @@ mod tests {
         let now = Instant::now();
         assert!(a1.charge(6, now));
         assert!(!a2.charge(5, now), "11 resets from one address");
+        // Half a window later, half the limit has drained.
+        assert!(
+            !a2.charge(5, now + Duration::from_secs(5)),
+            "11 - 5 + 5 = 11"
+        );
         assert!(b1.charge(10, now), "another address has its own");
-        assert!(a1.charge(1, now + Duration::from_secs(10)), "a new window");
+        // Five seconds more: 11 drained to 6.
+        let later = now + Duration::from_secs(10);
+        assert!(a1.charge(4, later), "10 in the bucket: at the limit");
+        assert!(!a1.charge(1, later), "11: over it");
         assert_eq!(budgets.len(), 2);
+        // Closing every connection does not refill the bucket: the next
+        // connection of `a` finds it as it was.
         drop((a1, a2));
-        assert_eq!(budgets.len(), 1);
-        // A budget made anew starts empty.
-        assert!(budgets.for_address(a).charge(10, now));
+        assert!(!budgets.for_address_at(a, later).charge(1, later));
+    }
+
+    #[test]
+    fn drained_budgets_of_gone_addresses_are_forgotten() {
+        let budgets = ResetBudgets::new(RateLimit::new(10, Duration::from_secs(10)));
+        let now = Instant::now();
+        let kept = budgets.for_address_at("192.0.2.1".parse().unwrap(), now);
+        let full = budgets.for_address_at("192.0.2.2".parse().unwrap(), now);
+        assert!(full.charge(10, now));
+        drop(full);
+        for i in 0..62u8 {
+            let b = budgets.for_address_at(IpAddr::from([198, 51, 100, i]), now);
+            assert!(b.charge(1, now));
+        }
+        assert_eq!(budgets.len(), 64);
+        // A second later: the 62 buckets of one reset have drained, the
+        // full one has not, and one address still has a connection.
+        let later = now + Duration::from_secs(1);
+        let _new = budgets.for_address_at("203.0.113.1".parse().unwrap(), later);
+        assert_eq!(budgets.len(), 3);
+        drop(kept);
     }
 }
