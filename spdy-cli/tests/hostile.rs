@@ -1251,6 +1251,11 @@ async fn out_of_descriptors_backs_off() {
         drop(hog);
     };
     tokio::join!(served(&server), release);
+    // The server logs before it serves, but its log reaches us through a
+    // pipe of its own: wait for the line rather than race it.
+    server
+        .wait_for_log(LIMIT, |log| log.contains("accepting again"))
+        .await;
     let log = server.log();
     assert_eq!(log.matches("accept failed").count(), 1, "{log}");
     assert_eq!(log.matches("accepting again").count(), 1, "{log}");
