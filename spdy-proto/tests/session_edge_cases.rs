@@ -1,6 +1,7 @@
-//! Review findings against the sans-IO session: each test states what the
-//! project's standards (or the spec) require and fails while the defect is
-//! present. Fast, deterministic, no sockets.
+//! Edge cases of the sans-IO session that once went wrong: each test states
+//! the rule (the spec's, or the project's: bounded memory, no panic, a
+//! limit that counts what the peer does) and checks it against a scripted
+//! peer. Fast, deterministic, no sockets.
 
 mod support;
 
@@ -45,20 +46,12 @@ fn push_headers(version: Version, path: &str) -> spdy_proto::header_block::Heade
     }
 }
 
-/// Finding: rapid reset (CVE-2023-44487) with ordinary GET requests.
-///
-/// `on_rst_stream` counts a peer's RST_STREAM against `peer_reset_rate`
-/// only when the peer has not finished its side. A GET's SYN_STREAM carries
-/// FLAG_FIN, so SYN_STREAM(FIN) + RST_STREAM(CANCEL) takes the
-/// `stop_sending` path: never counted, and the stream leaves the
-/// concurrency count at once. Every pair still surfaces as a new
-/// `StreamOpened` (a new request for the application to serve).
-///
-/// Expected: the same pattern with `fin: false` ends the session with
-/// `Flood::Resets` after 5 (see session_limits.rs); with `fin: true` it
-/// must too.
+/// Rapid reset (CVE-2023-44487) with ordinary GET requests: a GET's
+/// SYN_STREAM carries FLAG_FIN, and its cancel, arriving before our reply,
+/// counts against `peer_reset_rate` like any other (it once took a path
+/// that counted nothing, since the peer had finished its side).
 #[test]
-fn rapid_reset_of_get_requests_escapes_the_reset_limit() {
+fn rapid_reset_of_get_requests_is_caught() {
     for version in Version::ALL {
         let config = Config::default()
             .with_peer_reset_rate(RateLimit::new(5, SECOND))
@@ -90,18 +83,11 @@ fn rapid_reset_of_get_requests_escapes_the_reset_limit() {
     }
 }
 
-/// Finding: SPDY/2 has no flow control, and the session has no other bound
-/// on what it buffers for a stream the application does not read. A peer
-/// sends DATA without end; all of it is kept. (The driver makes this easy
-/// to hit: a server handler that answers without reading the request body
-/// drops its `RecvBody`, but the `SendStream` that streams the answer keeps
-/// the stream alive, so nobody ever reads or resets it.)
-///
-/// Expected ("flow control is the memory bound"; "no unbounded queue a peer
-/// can fill"): beyond some per-stream bound the stream is reset (or reading
-/// pauses); here we accept anything up to 1 MiB buffered.
+/// SPDY/2 has no flow control: what the session buffers for a stream the
+/// application does not read is bounded another way (reading pauses), so a
+/// peer sending DATA without end cannot fill memory. Here: at most 1 MiB.
 #[test]
-fn spdy2_stream_buffers_without_bound() {
+fn spdy2_stream_buffering_is_bounded() {
     let version = Version::V2;
     let mut peer = Peer::started(Role::Server, version, Config::default());
     peer.send(&[syn(version, 1, false)]);
@@ -125,14 +111,13 @@ fn spdy2_stream_buffers_without_bound() {
     );
 }
 
-/// Finding: 3.3.2 "To cancel all server push streams related to a request,
-/// the client may issue a stream error with error code CANCEL on the
+/// 3.3.2 "To cancel all server push streams related to a request, the
+/// client may issue a stream error with error code CANCEL on the
 /// associated-stream-id. By cancelling that stream, the server MUST
 /// immediately stop sending frames for any streams with in-association-to
-/// for the original stream." The session keeps no association, so a push
-/// keeps sending DATA after the client cancelled the stream it belongs to.
+/// for the original stream."
 #[test]
-fn cancelling_the_associated_stream_does_not_stop_its_pushes() {
+fn cancelling_the_associated_stream_stops_its_pushes() {
     for version in [Version::V3, Version::V3_1] {
         let mut peer = Peer::started(Role::Server, version, Config::default());
         peer.send(&[syn(version, 1, true)]);
@@ -169,16 +154,11 @@ fn cancelling_the_associated_stream_does_not_stop_its_pushes() {
     }
 }
 
-/// Finding: a server can make a client persist any number of settings. The
-/// client keeps every distinct id flagged FLAG_SETTINGS_PERSIST_VALUE
-/// (24-bit ids, up to 2^24 of them), with an O(n) `retain` per entry and an
-/// O(n^2) duplicate scan per frame, and replays them all in its next
-/// session's SETTINGS (where a frame too large to encode is dropped
-/// silently, taking our MAX_CONCURRENT_STREAMS with it).
-///
-/// Expected: at most the settings this implementation knows (8 ids).
+/// A server cannot make a client persist any number of settings (ids are
+/// 24 bits): the client keeps at most the 8 it knows, so its next
+/// session's SETTINGS stays small.
 #[test]
-fn persisted_settings_from_a_server_are_unbounded() {
+fn persisted_settings_are_bounded_to_the_known_ids() {
     let version = Version::V3_1;
     let mut peer = Peer::started(Role::Client, version, Config::default());
     for frame_no in 0..3u32 {
@@ -197,10 +177,9 @@ fn persisted_settings_from_a_server_are_unbounded() {
     );
 }
 
-/// Finding: `Config::with_keepalive` takes any `Duration`, and
-/// `PingState::next_deadline` adds it to an `Instant` with `+`, which panics
-/// on overflow. `Duration::MAX` ("never") panics in `poll_timeout`, which
-/// the driver calls on every poll.
+/// `Config::with_keepalive` takes any `Duration`: `Duration::MAX` ("never")
+/// must not overflow the deadline arithmetic in `poll_timeout`, which the
+/// driver calls on every poll.
 #[test]
 fn keepalive_with_a_huge_idle_time_does_not_panic() {
     let config = Config::default().with_keepalive(Duration::MAX, Duration::from_secs(10));
@@ -214,8 +193,7 @@ fn keepalive_with_a_huge_idle_time_does_not_panic() {
     );
 }
 
-/// Sanity check for the rapid-reset finding: the same pattern without FIN
-/// *is* caught (so the difference is only the FIN on the request).
+/// The same rapid-reset pattern without FIN on the request is caught too.
 #[test]
 fn control_rapid_reset_without_fin_is_caught() {
     let version = Version::V3_1;
@@ -241,11 +219,9 @@ fn control_rapid_reset_without_fin_is_caught() {
     );
 }
 
-/// Finding (spec, minor): 2.6.3 "After receiving a RST_STREAM on a stream,
-/// the recipient must not send additional frames for that stream." Frames
-/// already on the control queue for the stream (its SYN_REPLY, WINDOW_UPDATEs)
-/// are not withdrawn when the peer resets it, so they go out after the
-/// RST_STREAM was received.
+/// 2.6.3 "After receiving a RST_STREAM on a stream, the recipient must not
+/// send additional frames for that stream": frames already queued for it
+/// (its SYN_REPLY, WINDOW_UPDATEs) are withdrawn.
 #[test]
 fn nothing_is_sent_for_a_stream_after_its_reset_arrives() {
     for version in Version::ALL {
@@ -271,16 +247,10 @@ fn nothing_is_sent_for_a_stream_after_its_reset_arrives() {
     }
 }
 
-/// Finding (spurious session failure): `max_pending_control` is meant to
-/// bound the frames we *owe the peer* ("before concluding it does not
-/// read"), but `owe` and `stream_error` compare it with the length of the
-/// whole control queue, our own SYN_STREAMs, SYN_REPLYs and WINDOW_UPDATEs
-/// included. An application that opens 1100 streams in one burst (allowed:
-/// the peer's MAX_CONCURRENT_STREAMS is unlimited until its SETTINGS
-/// arrive) and then receives one PING, before the driver has written the
-/// burst out, ends the session with `Flood::PendingControl` although the
-/// peer did nothing wrong. (The driver reads before it writes, so a PING in
-/// the same poll as the burst hits this.)
+/// `max_pending_control` bounds the frames we *owe the peer* (PING answers,
+/// resets for its mistakes), not our own: an application that opens 1,100
+/// streams in one burst and then receives one PING, before the driver has
+/// written the burst out, is not a flood by the peer.
 #[test]
 fn our_own_burst_of_streams_is_not_a_control_flood_by_the_peer() {
     for version in Version::ALL {
