@@ -1,7 +1,7 @@
-//! Review findings against the tokio driver and the stream / HTTP API. Each
-//! test states the behaviour a hyper/h2 user (or the project's standards)
-//! expects and fails while the defect is present. In-memory duplex pipes,
-//! short timeouts: a hang shows up as a timeout, never as a stuck test.
+//! Edge cases of the tokio driver and the stream / HTTP API that once went
+//! wrong: each test states the behaviour a hyper/h2 user (or the project's
+//! standards) expects. In-memory duplex pipes, short timeouts: a hang shows
+//! up as a timeout, never as a stuck test.
 
 use std::future::{poll_fn, Future};
 use std::task::Poll;
@@ -82,10 +82,8 @@ async fn write_frames(io: &mut DuplexStream, enc: &mut FrameEncoder, frames: &[F
 
 // ===== lost wake-ups and hangs =====
 
-/// Finding (hang): `State::accept_waker` is a single slot. `Handle` is
-/// Clone ("cheap to clone"), so two tasks may await `accept` at once; the
-/// second overwrites the first one's waker, and the first is never woken
-/// again, not even when streams are waiting or the connection closes.
+/// `Handle` is Clone: two tasks awaiting `accept` at once are both woken
+/// (each waiter keeps its own waker), for streams and for the close.
 #[tokio::test]
 async fn two_tasks_accepting_on_cloned_handles_both_get_streams() {
     let (client, server) = pair(Version::V3_1, Config::default(), Config::default());
@@ -106,11 +104,9 @@ async fn two_tasks_accepting_on_cloned_handles_both_get_streams() {
     assert_ne!(a, b);
 }
 
-/// Finding (hang): `Connection` has no `Drop`. If the connection future is
-/// dropped (task aborted, runtime shutting down, a `select!` that dropped
-/// it, a driver that panicked), every handle operation waits forever: the
-/// terminal state is only set by the driver itself. h2 fails every stream
-/// when its `Connection` is dropped.
+/// A dropped connection future (task aborted, runtime shutting down, a
+/// `select!` that dropped it) fails every waiting handle operation, as h2
+/// does, instead of leaving it waiting forever.
 #[tokio::test]
 async fn dropping_the_connection_fails_waiting_streams() {
     let (a, _b) = tokio::io::duplex(1 << 16);
@@ -129,14 +125,9 @@ async fn dropping_the_connection_fails_waiting_streams() {
     );
 }
 
-/// Finding (hang): the session remembers at most 64 outstanding PINGs
-/// (`ping::MAX_OUTSTANDING`) and silently forgets the oldest; its answer is
-/// then ignored (no `Event::Pong`), so `Handle::ping` for it waits until the
-/// connection ends. 65 concurrent pings (or 64 plus a keepalive) suffice.
-///
-/// Fixed by refusing a 65th concurrent ping with a typed error at once
-/// (`UserError::TooManyPings`) instead of forgetting an outstanding one:
-/// nothing hangs, and the 64 others complete.
+/// At most 64 PINGs may await an answer: a 65th is refused at once with
+/// `UserError::TooManyPings` rather than an outstanding one forgotten
+/// (whose `Handle::ping` would then wait until the connection ends).
 #[tokio::test]
 async fn sixty_five_concurrent_pings_all_complete() {
     let (client, _server) = pair(Version::V3_1, Config::default(), Config::default());
@@ -201,13 +192,10 @@ async fn concurrent_pings_complete(n: usize) {
     );
 }
 
-/// Finding (hang / leak): `IncomingStream` has no `Drop`. An application
-/// that accepts a stream and drops it (a filter, an early `return`, a panic
-/// before `reply`) leaves the stream open forever: no SYN_REPLY, no
-/// RST_STREAM, its slot stays in `slots`, it keeps counting against
-/// MAX_CONCURRENT_STREAMS (after 100 such streams every request is
-/// refused), and a GOAWAY never drains. h2 resets a request whose
-/// `SendResponse` is dropped.
+/// An accepted stream the application drops without answering (a filter,
+/// an early `return`, a panic) is reset, as h2 resets a request whose
+/// `SendResponse` is dropped: no stream left open, counted against
+/// MAX_CONCURRENT_STREAMS and blocking a GOAWAY's drain.
 #[tokio::test]
 async fn dropping_an_accepted_stream_resets_it() {
     let (client, server) = pair(Version::V3_1, Config::default(), Config::default());
@@ -221,12 +209,10 @@ async fn dropping_an_accepted_stream_resets_it() {
     );
 }
 
-/// Finding (hang / resource leak): when the session ends because the peer
-/// does not read (a flood of frames we owe answers to, `PendingControl`,
-/// or an unanswered keepalive), the driver still waits to flush its write
-/// queue, and since the peer does not read, it waits forever: the socket,
-/// the task and up to 256 KiB of queued output live on. The limit that
-/// "concludes it does not read" therefore never frees anything.
+/// When the session ends because the peer does not read (a flood of
+/// frames owed to it, an unanswered keepalive), the connection task ends
+/// too, within a bounded wait, instead of waiting forever to flush output
+/// nobody reads.
 #[tokio::test]
 async fn connection_ends_when_the_session_ends_even_if_the_peer_does_not_read() {
     let (mut raw, ours) = tokio::io::duplex(64);
@@ -253,13 +239,10 @@ async fn connection_ends_when_the_session_ends_even_if_the_peer_does_not_read() 
 
 // ===== unbounded queues =====
 
-/// Finding (memory): `State::incoming` has no bound. Streams the peer
-/// opened that are already closed on both sides do not count against
-/// MAX_CONCURRENT_STREAMS, so a peer sends SYN_STREAM(FIN|UNIDIRECTIONAL)
-/// (or SYN_STREAM(FIN) + RST_STREAM) without end, and each one is queued
-/// for `accept` with its header block, a slot, and a session stream that is
-/// forgotten only once the application reads its end. (h2 bounds this with
-/// `max_pending_accept_reset_streams`.)
+/// Streams waiting for `accept` are bounded, including streams the peer
+/// opened already closed on both sides (SYN_STREAM with FIN and
+/// UNIDIRECTIONAL, or FIN and a RST), which do not count against
+/// MAX_CONCURRENT_STREAMS (h2's `max_pending_accept_reset_streams`).
 #[tokio::test]
 async fn streams_waiting_for_accept_are_bounded() {
     let (mut raw, ours) = tokio::io::duplex(4 << 20);
@@ -291,14 +274,9 @@ async fn streams_waiting_for_accept_are_bounded() {
 
 // ===== flow control: windows pinned by data nobody will read =====
 
-/// Finding (hang): a client that never calls `accept_push` (most don't;
-/// `accept_push` is on by default) leaves pushed data unread forever. In
-/// SPDY/3.1 it holds the *session* window, so once a server has pushed
-/// about 1 MiB (16 pushes of one 64 KiB stream window each) the responses
-/// the client is actually reading stall for good. (In SPDY/3 the same
-/// pushes are plain unbounded memory: closed pushes do not count against
-/// any limit.) 3.3: "Browsers MUST implement throttles to protect against
-/// unreasonable push attacks."
+/// Pushes a client never accepts do not hold the SPDY/3.1 session window
+/// for good: the responses it does read keep flowing. 3.3: "Browsers MUST
+/// implement throttles to protect against unreasonable push attacks."
 #[tokio::test]
 async fn unaccepted_pushes_do_not_starve_the_response() {
     unaccepted_pushes(20).await;
@@ -352,13 +330,10 @@ async fn unaccepted_pushes(count: usize) {
     );
 }
 
-/// Finding (hang): dropping a `RecvStream` while keeping its `SendStream`
-/// (an upload whose answer is not wanted, or a server that answers without
-/// reading the request) neither resets the stream nor discards what
-/// arrives: the unread data keeps its stream window and, in SPDY/3.1, the
-/// session window. Seventeen such streams exhaust the default 1 MiB session
-/// window and every other stream on the session stalls. h2 discards and
-/// releases the data once the `RecvStream` is gone.
+/// Dropping a `RecvStream` while keeping its `SendStream` (an upload whose
+/// answer is not wanted, a server answering without reading the request)
+/// discards and releases what arrives, as h2 does, so unread data cannot
+/// exhaust the session window and stall the other streams.
 #[tokio::test]
 async fn dropped_recv_halves_do_not_starve_other_streams() {
     dropped_recv_halves(17).await;
@@ -412,11 +387,9 @@ async fn dropped_recv_halves(count: u32) {
 
 // ===== a body cut short =====
 
-/// Finding (data loss): the client never checks a response's
-/// Content-Length (`RecvBody::new(recv, None)`), so a response that ends
-/// (FIN) before the length it announced reads as a clean, complete body.
-/// hyper and h2 report it as an error; the project's standard is "a body
-/// cut short is an error".
+/// A response that ends (FIN) before the Content-Length it announced is an
+/// error, not a clean short body: "a body cut short is an error", as in
+/// hyper and h2.
 #[tokio::test]
 async fn response_shorter_than_its_content_length_is_an_error() {
     let (a, b) = tokio::io::duplex(1 << 20);
@@ -447,12 +420,8 @@ async fn response_shorter_than_its_content_length_is_an_error() {
     );
 }
 
-/// Finding (hang): keepalive never starts on a connection whose peer sends
-/// nothing. The idle clock starts in `poll_transmit` (`PingState::touch`),
-/// which the driver calls in `poll_write_side`, *after* `poll_timer` has
-/// already seen "no deadline" and left the timer unarmed; nothing wakes the
-/// driver again, so a peer that connects and stays silent (dead, or a
-/// slowloris) is never pinged and never dropped.
+/// Keepalive starts on a connection whose peer sends nothing at all (dead,
+/// or a slowloris): it is pinged and dropped like any other.
 #[tokio::test]
 async fn keepalive_fires_on_a_silent_peer() {
     let (mut raw, ours) = tokio::io::duplex(1 << 16);
@@ -474,8 +443,8 @@ async fn keepalive_fires_on_a_silent_peer() {
     );
 }
 
-/// Control for the keepalive finding: once the peer has sent one frame, the
-/// same keepalive does end the connection.
+/// Once the peer has sent one frame, the same keepalive ends the
+/// connection too.
 #[tokio::test]
 async fn control_keepalive_fires_after_one_frame_from_the_peer() {
     let (mut raw, ours) = tokio::io::duplex(1 << 16);
@@ -494,12 +463,10 @@ async fn control_keepalive_fires_after_one_frame_from_the_peer() {
     assert!(ended.is_ok(), "the connection was still up after {HANG:?}");
 }
 
-/// Finding (CVE-2023-44487, end to end): the HTTP server runs the service
-/// for every GET a client opens and cancels at once (SYN_STREAM(FIN) +
-/// RST_STREAM(CANCEL)). Such streams leave the concurrency count as soon
-/// as the RST arrives and are never counted against the reset rate, so
-/// with MAX_CONCURRENT_STREAMS = 4 and a reset limit of 10 per 10 s the
-/// service runs 200 times at once.
+/// CVE-2023-44487 end to end: with GETs opened and cancelled at once
+/// (SYN_STREAM with FIN, then RST_STREAM CANCEL), the HTTP server never
+/// runs more handlers at once than MAX_CONCURRENT_STREAMS, and the cancels
+/// count against the reset rate.
 #[tokio::test]
 async fn server_runs_at_most_max_concurrent_handlers_under_rapid_reset() {
     use std::sync::atomic::{AtomicUsize, Ordering};
