@@ -71,6 +71,14 @@ fn fin() -> OpenOptions {
     }
 }
 
+/// Lets every other task of this (single-threaded) runtime run until it
+/// waits.
+async fn settle() {
+    for _ in 0..16 {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// Writes raw frames to `io` (a scripted peer).
 async fn write_frames(io: &mut DuplexStream, enc: &mut FrameEncoder, frames: &[Frame]) {
     let mut wire = BytesMut::new();
@@ -88,10 +96,12 @@ async fn write_frames(io: &mut DuplexStream, enc: &mut FrameEncoder, frames: &[F
 async fn two_tasks_accepting_on_cloned_handles_both_get_streams() {
     let (client, server) = pair(Version::V3_1, Config::default(), Config::default());
     let (s1, s2) = (server.clone(), server.clone());
+    // On this single-threaded runtime, yielding runs each spawned task up
+    // to its first wait: both are waiting in `accept` before any stream.
     let first = tokio::spawn(async move { s1.accept().await.map(|i| i.id()) });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    settle().await;
     let second = tokio::spawn(async move { s2.accept().await.map(|i| i.id()) });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    settle().await;
 
     // Each task gets one of the two streams; which gets which is not
     // specified, only that neither is forgotten.
