@@ -716,3 +716,103 @@ fn the_window_stall_timeout_can_be_turned_off() {
     assert!(peer.events().is_empty());
     assert!(peer.frames().is_empty());
 }
+
+// ===== a client that opens streams out of order =====
+
+fn opened(events: &[Event]) -> Vec<u32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StreamOpened { id, .. } => Some(id.value()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A Go client opening streams from several goroutines: SYN_STREAMs for
+/// 5, 3, 1 in that order. In the tolerant mode all three open, in order of
+/// arrival, and each can be answered; a second SYN_STREAM for any of them
+/// is refused with RST_STREAM PROTOCOL_ERROR (2.3.2) and the session
+/// goes on.
+#[test]
+fn tolerant_mode_accepts_unused_ids_below_the_highest() {
+    let config = Config::default().with_tolerate_unordered_stream_ids(true);
+    for version in Version::ALL {
+        let mut peer = Peer::started(Role::Server, version, config.clone());
+        peer.send(&[
+            syn(version, 5, false),
+            syn(version, 3, false),
+            syn(version, 1, false),
+        ]);
+        assert_eq!(opened(&peer.events()), vec![5, 3, 1], "{version}");
+        assert!(goaways(&peer.frames()).is_empty(), "{version}");
+        for id in [3, 1, 5] {
+            peer.send(&[syn(version, id, false)]);
+            let frames = peer.frames();
+            assert!(
+                matches!(frames.as_slice(), [Frame::RstStream(r)]
+                    if r.stream_id == sid(id)
+                        && r.status == spdy_proto::frame::RstStatus::ProtocolError),
+                "{version} {id}: {frames:?}"
+            );
+        }
+        // A new id above the highest still opens, and so does one left
+        // out below it.
+        peer.send(&[syn(version, 9, false), syn(version, 7, true)]);
+        assert_eq!(opened(&peer.events()), vec![9, 7], "{version}");
+        peer.session
+            .reply(sid(7), response(version, "200 OK"), true)
+            .unwrap();
+        let frames = peer.frames();
+        assert!(
+            matches!(frames.as_slice(), [Frame::SynReply(r)] if r.stream_id == sid(7)),
+            "{version}: {frames:?}"
+        );
+    }
+}
+
+/// Only a bounded window of ids below the highest is remembered; an id
+/// further down cannot be known unused and is the session error of the
+/// default mode.
+#[test]
+fn tolerant_mode_refuses_ids_beyond_its_window() {
+    let config = Config::default().with_tolerate_unordered_stream_ids(true);
+    let version = Version::V3_1;
+    let window = spdy_proto::session::UNORDERED_ID_WINDOW;
+    let top = 1 + 2 * window;
+    let mut peer = Peer::started(Role::Server, version, config);
+    peer.send(&[syn(version, top, true)]);
+    peer.send(&[syn(version, 3, true)]);
+    assert_eq!(opened(&peer.events()), vec![top, 3]);
+    peer.send(&[syn(version, 1, true)]);
+    let sent = goaways(&peer.frames());
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].status, GoAwayStatus::ProtocolError);
+}
+
+/// The default is the spec's: ids going backwards end the session with
+/// GOAWAY PROTOCOL_ERROR.
+#[test]
+fn default_mode_ends_the_session_on_ids_going_backwards() {
+    for version in Version::ALL {
+        let mut peer = Peer::started(Role::Server, version, Config::default());
+        peer.send(&[syn(version, 5, false)]);
+        assert_eq!(opened(&peer.events()), vec![5], "{version}");
+        peer.send(&[syn(version, 3, false)]);
+        let frames = peer.frames();
+        let sent = goaways(&frames);
+        assert_eq!(sent.len(), 1, "{version}: {frames:?}");
+        if version != Version::V2 {
+            // SPDY/2's GOAWAY carries no status.
+            assert_eq!(sent[0].status, GoAwayStatus::ProtocolError, "{version}");
+        }
+        assert_eq!(sent[0].last_good_stream_id, sid(5), "{version}");
+        let events = peer.events();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Closed { error: Some(_) })),
+            "{version}: {events:?}"
+        );
+    }
+}
