@@ -255,6 +255,11 @@ fn download(
                         c.window = initial_stream_window + i64::from(behaviour.raise);
                     }
                 }
+                // A plain SPDY/3 peer knows no session WINDOW_UPDATE (3.1's
+                // stream 0); a strict one dies on it.
+                Frame::WindowUpdate(w) if w.stream_id.is_zero() && !behaviour.session_window => {
+                    panic!("a session WINDOW_UPDATE sent to a SPDY/3 peer: {w:?}")
+                }
                 Frame::WindowUpdate(_) | Frame::Settings(_) => {}
                 Frame::Data(d) => {
                     let i = (d.stream_id.value() as usize - 1) / 2;
@@ -814,5 +819,105 @@ fn default_mode_ends_the_session_on_ids_going_backwards() {
                 .any(|e| matches!(e, Event::Closed { error: Some(_) })),
             "{version}: {events:?}"
         );
+    }
+}
+
+// ===== a peer that dies on unknown control frames =====
+
+/// A strict peer that knows only the frames of its version and dies on
+/// anything else (`download` panics on any frame a GET's client does not
+/// expect, and on a session WINDOW_UPDATE sent to a SPDY/3 peer): a
+/// 20 MiB download and 100 streams of 4 MiB from our server, for SPDY/3
+/// and 3.1, get every byte and send it nothing else. (SPDY/2 has no
+/// WINDOW_UPDATE at all, so this client's credit frames do not apply.)
+#[test]
+fn a_peer_that_dies_on_unknown_frames_gets_only_frames_it_knows() {
+    for (version, session_window) in [(Version::V3, false), (Version::V3_1, true)] {
+        let behaviour = Behaviour {
+            session_window,
+            honours_settings: true,
+            raise: 0,
+        };
+        let peer = Peer::started(Role::Server, version, Config::default());
+        let got = download(peer, version, behaviour, 1, BIG);
+        assert_eq!(got, (vec![BIG], 0), "{version}");
+        let peer = Peer::started(Role::Server, version, Config::default());
+        let got = download(peer, version, behaviour, 100, 4 * MIB as usize);
+        assert_eq!(got, (vec![4 * MIB as usize; 100], 0), "{version}");
+    }
+}
+
+// ===== a peer that stops reading at GOAWAY =====
+
+/// A client that, once it has some of a 20 MiB response, sends GOAWAY and
+/// reads no more: no WINDOW_UPDATE ever comes again. Our server must not
+/// wait silently: after the window-stall timeout the stream fails with
+/// `WindowStalled` (and is reset), and the session then ends, both sides
+/// having gone away with nothing left open.
+#[test]
+fn a_peer_that_stops_reading_at_goaway_fails_the_stream_then_closes() {
+    let timeout = Duration::from_secs(60);
+    for version in [Version::V3, Version::V3_1] {
+        let mut peer = Peer::started(Role::Server, version, Config::default());
+        peer.send(&[syn(version, 1, true)]);
+        assert_eq!(opened(&peer.events()), vec![1], "{version}");
+        peer.session
+            .reply(sid(1), response(version, "200 OK"), false)
+            .unwrap();
+        let mut left = BIG;
+        let mut received = 0;
+        loop {
+            let room = peer.session.send_capacity(sid(1)).unwrap().min(left);
+            if room > 0 {
+                left -= room;
+                peer.session
+                    .send_data(sid(1), Bytes::from(vec![b'y'; room]), left == 0)
+                    .unwrap();
+            }
+            let got: usize = peer
+                .frames()
+                .iter()
+                .map(|f| match f {
+                    Frame::Data(d) => d.data.len(),
+                    _ => 0,
+                })
+                .sum();
+            received += got;
+            if got == 0 && room == 0 {
+                break;
+            }
+        }
+        assert_eq!(received, DEFAULT_WINDOW as usize, "{version}");
+        // The client goes away (it opened nothing of ours to name) and
+        // reads nothing more.
+        peer.send(&[Frame::GoAway(GoAway::new(StreamId::ZERO, GoAwayStatus::Ok))]);
+        let events = peer.events();
+        assert!(
+            events
+                .iter()
+                .all(|e| !matches!(e, Event::Closed { .. } | Event::StreamFailed { .. })),
+            "{version}: {events:?}"
+        );
+        let deadline = peer.session.poll_timeout().expect("a deadline");
+        assert_eq!(deadline - peer.now, timeout, "{version}");
+        peer.advance(timeout);
+        let events = peer.events();
+        assert_eq!(
+            stalled(&events, sid(1)),
+            Some(timeout),
+            "{version}: {events:?}"
+        );
+        let frames = peer.frames();
+        assert!(
+            frames.iter().any(|f| matches!(f, Frame::RstStream(r)
+                if r.stream_id == sid(1) && r.status == spdy_proto::frame::RstStatus::Cancel)),
+            "{version}: {frames:?}"
+        );
+        let mut closed = events.iter().any(|e| matches!(e, Event::Closed { .. }));
+        closed |= peer
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::Closed { .. }));
+        assert!(closed || peer.session.is_closed(), "{version}: still open");
     }
 }
