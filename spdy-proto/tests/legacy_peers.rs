@@ -255,6 +255,11 @@ fn download(
                         c.window = initial_stream_window + i64::from(behaviour.raise);
                     }
                 }
+                // A plain SPDY/3 peer knows no session WINDOW_UPDATE (3.1's
+                // stream 0); a strict one dies on it.
+                Frame::WindowUpdate(w) if w.stream_id.is_zero() && !behaviour.session_window => {
+                    panic!("a session WINDOW_UPDATE sent to a SPDY/3 peer: {w:?}")
+                }
                 Frame::WindowUpdate(_) | Frame::Settings(_) => {}
                 Frame::Data(d) => {
                     let i = (d.stream_id.value() as usize - 1) / 2;
@@ -715,4 +720,204 @@ fn the_window_stall_timeout_can_be_turned_off() {
     peer.advance(Duration::from_secs(3600));
     assert!(peer.events().is_empty());
     assert!(peer.frames().is_empty());
+}
+
+// ===== a client that opens streams out of order =====
+
+fn opened(events: &[Event]) -> Vec<u32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StreamOpened { id, .. } => Some(id.value()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A Go client opening streams from several goroutines: SYN_STREAMs for
+/// 5, 3, 1 in that order. In the tolerant mode all three open, in order of
+/// arrival, and each can be answered; a second SYN_STREAM for any of them
+/// is refused with RST_STREAM PROTOCOL_ERROR (2.3.2) and the session
+/// goes on.
+#[test]
+fn tolerant_mode_accepts_unused_ids_below_the_highest() {
+    let config = Config::default().with_tolerate_unordered_stream_ids(true);
+    for version in Version::ALL {
+        let mut peer = Peer::started(Role::Server, version, config.clone());
+        peer.send(&[
+            syn(version, 5, false),
+            syn(version, 3, false),
+            syn(version, 1, false),
+        ]);
+        assert_eq!(opened(&peer.events()), vec![5, 3, 1], "{version}");
+        assert!(goaways(&peer.frames()).is_empty(), "{version}");
+        for id in [3, 1, 5] {
+            peer.send(&[syn(version, id, false)]);
+            let frames = peer.frames();
+            assert!(
+                matches!(frames.as_slice(), [Frame::RstStream(r)]
+                    if r.stream_id == sid(id)
+                        && r.status == spdy_proto::frame::RstStatus::ProtocolError),
+                "{version} {id}: {frames:?}"
+            );
+        }
+        // A new id above the highest still opens, and so does one left
+        // out below it.
+        peer.send(&[syn(version, 9, false), syn(version, 7, true)]);
+        assert_eq!(opened(&peer.events()), vec![9, 7], "{version}");
+        peer.session
+            .reply(sid(7), response(version, "200 OK"), true)
+            .unwrap();
+        let frames = peer.frames();
+        assert!(
+            matches!(frames.as_slice(), [Frame::SynReply(r)] if r.stream_id == sid(7)),
+            "{version}: {frames:?}"
+        );
+    }
+}
+
+/// Only a bounded window of ids below the highest is remembered; an id
+/// further down cannot be known unused and is the session error of the
+/// default mode.
+#[test]
+fn tolerant_mode_refuses_ids_beyond_its_window() {
+    let config = Config::default().with_tolerate_unordered_stream_ids(true);
+    let version = Version::V3_1;
+    let window = spdy_proto::session::UNORDERED_ID_WINDOW;
+    let top = 1 + 2 * window;
+    let mut peer = Peer::started(Role::Server, version, config);
+    peer.send(&[syn(version, top, true)]);
+    peer.send(&[syn(version, 3, true)]);
+    assert_eq!(opened(&peer.events()), vec![top, 3]);
+    peer.send(&[syn(version, 1, true)]);
+    let sent = goaways(&peer.frames());
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].status, GoAwayStatus::ProtocolError);
+}
+
+/// The default is the spec's: ids going backwards end the session with
+/// GOAWAY PROTOCOL_ERROR.
+#[test]
+fn default_mode_ends_the_session_on_ids_going_backwards() {
+    for version in Version::ALL {
+        let mut peer = Peer::started(Role::Server, version, Config::default());
+        peer.send(&[syn(version, 5, false)]);
+        assert_eq!(opened(&peer.events()), vec![5], "{version}");
+        peer.send(&[syn(version, 3, false)]);
+        let frames = peer.frames();
+        let sent = goaways(&frames);
+        assert_eq!(sent.len(), 1, "{version}: {frames:?}");
+        if version != Version::V2 {
+            // SPDY/2's GOAWAY carries no status.
+            assert_eq!(sent[0].status, GoAwayStatus::ProtocolError, "{version}");
+        }
+        assert_eq!(sent[0].last_good_stream_id, sid(5), "{version}");
+        let events = peer.events();
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, Event::Closed { error: Some(_) })),
+            "{version}: {events:?}"
+        );
+    }
+}
+
+// ===== a peer that dies on unknown control frames =====
+
+/// A strict peer that knows only the frames of its version and dies on
+/// anything else (`download` panics on any frame a GET's client does not
+/// expect, and on a session WINDOW_UPDATE sent to a SPDY/3 peer): a
+/// 20 MiB download and 100 streams of 4 MiB from our server, for SPDY/3
+/// and 3.1, get every byte and send it nothing else. (SPDY/2 has no
+/// WINDOW_UPDATE at all, so this client's credit frames do not apply.)
+#[test]
+fn a_peer_that_dies_on_unknown_frames_gets_only_frames_it_knows() {
+    for (version, session_window) in [(Version::V3, false), (Version::V3_1, true)] {
+        let behaviour = Behaviour {
+            session_window,
+            honours_settings: true,
+            raise: 0,
+        };
+        let peer = Peer::started(Role::Server, version, Config::default());
+        let got = download(peer, version, behaviour, 1, BIG);
+        assert_eq!(got, (vec![BIG], 0), "{version}");
+        let peer = Peer::started(Role::Server, version, Config::default());
+        let got = download(peer, version, behaviour, 100, 4 * MIB as usize);
+        assert_eq!(got, (vec![4 * MIB as usize; 100], 0), "{version}");
+    }
+}
+
+// ===== a peer that stops reading at GOAWAY =====
+
+/// A client that, once it has some of a 20 MiB response, sends GOAWAY and
+/// reads no more: no WINDOW_UPDATE ever comes again. Our server must not
+/// wait silently: after the window-stall timeout the stream fails with
+/// `WindowStalled` (and is reset), and the session then ends, both sides
+/// having gone away with nothing left open.
+#[test]
+fn a_peer_that_stops_reading_at_goaway_fails_the_stream_then_closes() {
+    let timeout = Duration::from_secs(60);
+    for version in [Version::V3, Version::V3_1] {
+        let mut peer = Peer::started(Role::Server, version, Config::default());
+        peer.send(&[syn(version, 1, true)]);
+        assert_eq!(opened(&peer.events()), vec![1], "{version}");
+        peer.session
+            .reply(sid(1), response(version, "200 OK"), false)
+            .unwrap();
+        let mut left = BIG;
+        let mut received = 0;
+        loop {
+            let room = peer.session.send_capacity(sid(1)).unwrap().min(left);
+            if room > 0 {
+                left -= room;
+                peer.session
+                    .send_data(sid(1), Bytes::from(vec![b'y'; room]), left == 0)
+                    .unwrap();
+            }
+            let got: usize = peer
+                .frames()
+                .iter()
+                .map(|f| match f {
+                    Frame::Data(d) => d.data.len(),
+                    _ => 0,
+                })
+                .sum();
+            received += got;
+            if got == 0 && room == 0 {
+                break;
+            }
+        }
+        assert_eq!(received, DEFAULT_WINDOW as usize, "{version}");
+        // The client goes away (it opened nothing of ours to name) and
+        // reads nothing more.
+        peer.send(&[Frame::GoAway(GoAway::new(StreamId::ZERO, GoAwayStatus::Ok))]);
+        let events = peer.events();
+        assert!(
+            events
+                .iter()
+                .all(|e| !matches!(e, Event::Closed { .. } | Event::StreamFailed { .. })),
+            "{version}: {events:?}"
+        );
+        let deadline = peer.session.poll_timeout().expect("a deadline");
+        assert_eq!(deadline - peer.now, timeout, "{version}");
+        peer.advance(timeout);
+        let events = peer.events();
+        assert_eq!(
+            stalled(&events, sid(1)),
+            Some(timeout),
+            "{version}: {events:?}"
+        );
+        let frames = peer.frames();
+        assert!(
+            frames.iter().any(|f| matches!(f, Frame::RstStream(r)
+                if r.stream_id == sid(1) && r.status == spdy_proto::frame::RstStatus::Cancel)),
+            "{version}: {frames:?}"
+        );
+        let mut closed = events.iter().any(|e| matches!(e, Event::Closed { .. }));
+        closed |= peer
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::Closed { .. }));
+        assert!(closed || peer.session.is_closed(), "{version}: still open");
+    }
 }

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use http::Uri;
 use spdy::proto::header_block::HeaderBlock;
 use spdy::upgrade::{self, UpgradeRequest};
-use spdy::{Config, Handle, OpenOptions, RecvStream, SendStream};
+use spdy::{Handle, OpenOptions, RecvStream, SendStream};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -70,7 +70,9 @@ async fn run() -> Result<i32, Box<dyn std::error::Error>> {
         .header("x-stream-protocol-version", PROTOCOL)?;
     let (session, connection, response) = tokio::time::timeout(
         Duration::from_secs(30),
-        upgrade::connect(tcp, request, Config::default()),
+        // Without flow control, as the kubelet (spdystream) does none: see
+        // `spdy::upgrade`'s module doc.
+        upgrade::connect(tcp, request, upgrade::default_config()),
     )
     .await
     .map_err(|_| "no answer to the upgrade request in 30 s")??;

@@ -90,7 +90,10 @@ fn handle(mut req: Request<Incoming>, peer: std::net::SocketAddr) -> Response<St
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
+    // `upgrade::default_config()`, without flow control, as kubectl
+    // (spdystream) does none: see `spdy::upgrade`'s module doc.
     let (response, session) = upgrade
+        .config(spdy::upgrade::default_config())
         .header(
             "x-stream-protocol-version",
             HeaderValue::from_static(PROTOCOL),

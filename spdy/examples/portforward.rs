@@ -33,7 +33,7 @@ use hyper_util::rt::TokioIo;
 use spdy::io::StreamIo;
 use spdy::proto::header_block::HeaderBlock;
 use spdy::upgrade::{self, UpgradeRequest};
-use spdy::{Config, Handle, IncomingStream, OpenOptions, RstStatus};
+use spdy::{Handle, IncomingStream, OpenOptions, RstStatus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -89,7 +89,10 @@ fn upgrade_request(mut req: Request<Incoming>) -> Response<String> {
         Ok(upgrade) => upgrade,
         Err(rejection) => return rejection.into_response(),
     };
+    // `upgrade::default_config()`, without flow control, as kubectl does
+    // none.
     let (response, session) = upgrade
+        .config(upgrade::default_config())
         .header(
             "x-stream-protocol-version",
             HeaderValue::from_static(PROTOCOL),
@@ -172,8 +175,11 @@ async fn connect(url: Uri) -> Result<Handle, BoxError> {
     let request = UpgradeRequest::post("/portforward")?
         .host(authority)?
         .header("x-stream-protocol-version", PROTOCOL)?;
+    // kubelets and kubectl (spdystream) do no flow control: the Upgrade
+    // path's default config does none either, or a forwarded connection
+    // would stop at 64 KiB (see `spdy::upgrade`'s module doc).
     let (session, connection, _response) =
-        upgrade::connect(tcp, request, Config::default()).await?;
+        upgrade::connect(tcp, request, upgrade::default_config()).await?;
     tokio::spawn(connection);
     Ok(session)
 }

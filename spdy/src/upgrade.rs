@@ -39,7 +39,7 @@
 //!     .host("127.0.0.1:7070")?
 //!     .header("x-stream-protocol-version", "v4.channel.k8s.io")?;
 //! let (handle, connection, response) =
-//!     upgrade::connect(tcp, request, spdy::Config::default()).await?;
+//!     upgrade::connect(tcp, request, None).await?;
 //! tokio::spawn(connection);
 //! println!("negotiated {:?}", response.headers().get("x-stream-protocol-version"));
 //! let headers: HeaderBlock = [("streamtype", "stdout")].into_iter().collect();
@@ -48,6 +48,25 @@
 //! let output = stdout.read_to_end(1 << 20).await?;
 //! # let _ = output; Ok(()) }
 //! ```
+//!
+//! # Flow control: off by default here
+//!
+//! Kubernetes' SPDY library (moby/spdystream), on both ends of `kubectl`
+//! and the kubelet, speaks SPDY/3.1 framing but does no flow control: it
+//! never sends WINDOW_UPDATE, ignores ours, and sends DATA of any size.
+//! With the spec's flow control every stream and the session would stop
+//! at 64 KiB against it (a 1 MiB port-forward would hang, a third
+//! connection get nothing). So the session this module starts, unless
+//! the caller passes its own [`Config`], is [`default_config`]:
+//! [`Config::with_peer_flow_control(false)`](Config::with_peer_flow_control).
+//! Memory stays bounded all the same: while one stream holds half the
+//! session window of unread data the session stops reading the socket,
+//! and TCP holds the peer back; the cost is that one slow reader then
+//! stalls every stream of the connection. Both ends must agree: this side
+//! sends past the windows of a peer that does flow control, which that
+//! peer takes for a FLOW_CONTROL_ERROR. Between two peers that both do
+//! flow control (our own tunnel, say), pass a config that keeps it, on
+//! both ends.
 //!
 //! # Server
 //!
@@ -340,12 +359,20 @@ impl fmt::Display for Refused {
     }
 }
 
+/// The session configuration used when the caller passes none: the
+/// default with the peer's flow control off, as Kubernetes peers do none
+/// (see the [module doc](self)).
+pub fn default_config() -> Config {
+    Config::default().with_peer_flow_control(false)
+}
+
 /// Upgrades a connected socket to a SPDY/3.1 session, as the client.
 ///
 /// Sends `request` with `Connection: Upgrade` and `Upgrade: SPDY/3.1`
 /// over hyper's HTTP/1.1 client, and if the answer is `101 Switching
 /// Protocols` with both headers echoed, starts a SPDY/3.1 client session
-/// on the same socket with `config`. Returns the session's [`Handle`], its
+/// on the same socket with `config` (`None`: [`default_config`], without
+/// flow control, for Kubernetes peers). Returns the session's [`Handle`], its
 /// [`Connection`] (spawn it) and the 101 response, whose headers carry what
 /// the server negotiated. Interim responses (100, 102, 103) are skipped.
 ///
@@ -356,11 +383,12 @@ impl fmt::Display for Refused {
 pub async fn connect<T>(
     io: T,
     request: impl Into<UpgradeRequest>,
-    config: Config,
+    config: impl Into<Option<Config>>,
 ) -> Result<(Handle, Connection<Rewind<T>>, Response<()>), UpgradeError>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let config = config.into().unwrap_or_else(default_config);
     let (io, response) = connect_io(io, request).await?;
     let (handle, connection) = crate::handshake(io, Role::Client, Version::V3_1, config);
     Ok((handle, connection, response))
@@ -778,7 +806,7 @@ pub fn accept<B>(request: &mut Request<B>) -> Result<ServerUpgrade, Rejection> {
     Ok(ServerUpgrade {
         on_upgrade: hyper::upgrade::on(request),
         headers: HeaderMap::new(),
-        config: Config::default(),
+        config: default_config(),
     })
 }
 
@@ -800,7 +828,8 @@ impl ServerUpgrade {
         self
     }
 
-    /// The session's configuration (default: `Config::default()`).
+    /// The session's configuration (default: [`default_config`], without
+    /// flow control, for Kubernetes peers; see the [module doc](self)).
     pub fn config(mut self, config: Config) -> ServerUpgrade {
         self.config = config;
         self

@@ -25,7 +25,7 @@ use spdy::io::{stream_error, StreamIo};
 use spdy::proto::header_block::HeaderBlock;
 use spdy::proto::session::StreamError;
 use spdy::upgrade::{self, UpgradeError, UpgradeRequest};
-use spdy::{Config, Error, Handle, IncomingStream, OpenOptions, RstStatus};
+use spdy::{Error, Handle, IncomingStream, OpenOptions, RstStatus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -121,10 +121,12 @@ async fn dial(addr: SocketAddr, path: &str) -> (Handle, Response<()>) {
         .unwrap()
         .host(&addr.to_string())
         .unwrap();
-    let (handle, connection, response) =
-        within("upgrade", upgrade::connect(tcp, request, Config::default()))
-            .await
-            .unwrap();
+    let (handle, connection, response) = within(
+        "upgrade",
+        upgrade::connect(tcp, request, upgrade::default_config()),
+    )
+    .await
+    .unwrap();
     tokio::spawn(connection);
     (handle, response)
 }
@@ -197,10 +199,12 @@ async fn upgrade_then_raw_streams() {
         .unwrap()
         .header("x-stream-protocol-version", "v3.channel.k8s.io")
         .unwrap();
-    let (handle, connection, response) =
-        within("upgrade", upgrade::connect(tcp, request, Config::default()))
-            .await
-            .unwrap();
+    let (handle, connection, response) = within(
+        "upgrade",
+        upgrade::connect(tcp, request, upgrade::default_config()),
+    )
+    .await
+    .unwrap();
     let connection = tokio::spawn(connection);
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     assert_eq!(response.headers()["upgrade"], "SPDY/3.1");
@@ -342,10 +346,12 @@ async fn upgrade_over_tls() {
     .await
     .unwrap();
     let request = UpgradeRequest::post("https://localhost/raw").unwrap();
-    let (handle, connection, response) =
-        within("upgrade", upgrade::connect(tls, request, Config::default()))
-            .await
-            .unwrap();
+    let (handle, connection, response) = within(
+        "upgrade",
+        upgrade::connect(tls, request, upgrade::default_config()),
+    )
+    .await
+    .unwrap();
     tokio::spawn(connection);
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     let (mut send, mut recv) = handle
@@ -468,10 +474,12 @@ async fn interim_responses_are_skipped_and_the_101_headers_returned() {
         .unwrap()
         .header("x-stream-protocol-version", "v3.channel.k8s.io")
         .unwrap();
-    let (handle, connection, response) =
-        within("upgrade", upgrade::connect(tcp, request, Config::default()))
-            .await
-            .unwrap();
+    let (handle, connection, response) = within(
+        "upgrade",
+        upgrade::connect(tcp, request, upgrade::default_config()),
+    )
+    .await
+    .unwrap();
     tokio::spawn(connection);
     assert_eq!(response.status(), StatusCode::SWITCHING_PROTOCOLS);
     assert_eq!(
@@ -518,9 +526,12 @@ async fn upgrade_refused_carries_status_and_body() {
         .await;
         let tcp = TcpStream::connect(addr).await.unwrap();
         let request = UpgradeRequest::get(&format!("http://{addr}/")).unwrap();
-        let error = within("refusal", upgrade::connect(tcp, request, Config::default()))
-            .await
-            .unwrap_err();
+        let error = within(
+            "refusal",
+            upgrade::connect(tcp, request, upgrade::default_config()),
+        )
+        .await
+        .unwrap_err();
         let refused = error.refused().unwrap_or_else(|| panic!("{error:?}"));
         assert_eq!(refused.status, status);
         assert_eq!(refused.body, body.as_bytes());
@@ -541,9 +552,12 @@ async fn upgrade_refused_carries_status_and_body() {
     .await;
     let tcp = TcpStream::connect(addr).await.unwrap();
     let request = UpgradeRequest::post(&format!("http://{addr}/exec")).unwrap();
-    let error = within("refusal", upgrade::connect(tcp, request, Config::default()))
-        .await
-        .unwrap_err();
+    let error = within(
+        "refusal",
+        upgrade::connect(tcp, request, upgrade::default_config()),
+    )
+    .await
+    .unwrap_err();
     let refused = error.refused().unwrap();
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert_eq!(refused.headers["x-accepted-stream-protocol-versions"], "v5");
@@ -574,9 +588,12 @@ async fn a_refusing_server_cannot_make_us_read_without_end() {
         .await;
         let tcp = TcpStream::connect(addr).await.unwrap();
         let request = UpgradeRequest::get("/").unwrap().host("test").unwrap();
-        within("refusal", upgrade::connect(tcp, request, Config::default()))
-            .await
-            .unwrap_err()
+        within(
+            "refusal",
+            upgrade::connect(tcp, request, upgrade::default_config()),
+        )
+        .await
+        .unwrap_err()
     }
 
     // A complete head twice the limit (well under hyper's default buffer,
@@ -663,7 +680,7 @@ async fn bad_answers_and_requests_are_typed_errors() {
         let request = UpgradeRequest::get("/").unwrap().host("test").unwrap();
         let error = within(
             "bad answer",
-            upgrade::connect(tcp, request, Config::default()),
+            upgrade::connect(tcp, request, upgrade::default_config()),
         )
         .await
         .unwrap_err();
@@ -862,10 +879,12 @@ async fn forward_setup() -> Forward {
     .unwrap()
     .header("x-stream-protocol-version", "portforward.k8s.io")
     .unwrap();
-    let (client, connection, response) =
-        within("upgrade", upgrade::connect(tcp, request, Config::default()))
-            .await
-            .unwrap();
+    let (client, connection, response) = within(
+        "upgrade",
+        upgrade::connect(tcp, request, upgrade::default_config()),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         response.headers()["x-stream-protocol-version"],
         "portforward.k8s.io"

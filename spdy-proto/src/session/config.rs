@@ -69,6 +69,7 @@ pub struct Config {
     pub(crate) ignored_frame_rate: RateLimit,
     pub(crate) ignored_header_bytes: RateLimit,
     pub(crate) window_stall_timeout: Option<Duration>,
+    pub(crate) tolerate_unordered_stream_ids: bool,
 }
 
 impl Default for Config {
@@ -101,6 +102,7 @@ impl Default for Config {
             ignored_frame_rate: RateLimit::new(5000, Duration::from_secs(10)),
             ignored_header_bytes: RateLimit::new(4 * 1024 * 1024, Duration::from_secs(10)),
             window_stall_timeout: Some(Duration::from_secs(60)),
+            tolerate_unordered_stream_ids: false,
         }
     }
 }
@@ -365,6 +367,28 @@ impl Config {
     /// (a pager, a paused player) to resume, short enough to be an answer.
     pub fn with_window_stall_timeout(mut self, timeout: Option<Duration>) -> Config {
         self.window_stall_timeout = timeout;
+        self
+    }
+
+    /// Accept a SYN_STREAM whose id is below the highest the peer has
+    /// opened, if that id was never used (default false). The spec wants
+    /// ids to increase ("MUST issue a session error", 2.3.2), and so do
+    /// we by default; but a Go client that opens streams from several
+    /// goroutines may put its SYN_STREAMs on the wire out of order, and
+    /// the session error then fails every stream of that client.
+    ///
+    /// Which ids were used is remembered for the last
+    /// [`UNORDERED_ID_WINDOW`](super::UNORDERED_ID_WINDOW) ids of the
+    /// peer's parity below its highest (a fixed 128-byte bitset): a
+    /// second SYN_STREAM for one of them is still refused with RST_STREAM
+    /// PROTOCOL_ERROR, and an id further below is a session error as in
+    /// the default mode. The trade-off: a peer whose ids go backwards by
+    /// mistake is no longer told so, and our GOAWAY's last-good id (the
+    /// highest stream handed to the application) may then cover a lower
+    /// stream that arrived after it and was not processed, which that
+    /// peer would not retry.
+    pub fn with_tolerate_unordered_stream_ids(mut self, tolerate: bool) -> Config {
+        self.tolerate_unordered_stream_ids = tolerate;
         self
     }
 }

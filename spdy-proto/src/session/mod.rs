@@ -61,6 +61,7 @@ mod limits;
 mod ping;
 mod recv;
 mod scheduler;
+mod seen_ids;
 mod send;
 mod stalls;
 mod stream;
@@ -68,6 +69,7 @@ mod stream;
 pub use config::{Config, RateLimit, DEFAULT_STALL_TIMEOUT, DEFAULT_WINDOW, MAX_WINDOW};
 pub use error::{Flood, Initiator, ProtocolViolation, SessionError, StreamError, UserError};
 pub use event::Event;
+pub use seen_ids::UNORDERED_ID_WINDOW;
 pub use send::Transmit;
 pub use stalls::Stall;
 
@@ -80,6 +82,7 @@ use self::flow::Window;
 use self::limits::RateCounter;
 use self::ping::PingState;
 use self::scheduler::Scheduler;
+use self::seen_ids::SeenIds;
 use self::stalls::{Expired, Stalls};
 use self::stream::Stream;
 use crate::codec::{FrameDecoder, FrameEncoder};
@@ -177,6 +180,9 @@ pub struct Session {
     next_local_id: u32,
     /// Highest stream id the peer opened (SYN_STREAM seen).
     last_remote_id: StreamId,
+    /// The peer's ids used within a bounded window below `last_remote_id`,
+    /// for `Config::tolerate_unordered_stream_ids`.
+    seen_remote_ids: SeenIds,
     /// Highest peer stream whose [`Event::StreamOpened`] the application
     /// has taken from `poll_event`: our GOAWAY's last-good id. Streams
     /// above it were never processed, so the peer may retry them (2.6.6).
@@ -266,6 +272,7 @@ impl Session {
                 Role::Server => 2,
             },
             last_remote_id: StreamId::ZERO,
+            seen_remote_ids: SeenIds::default(),
             last_handed_remote: StreamId::ZERO,
             local_active: 0,
             remote_active: 0,

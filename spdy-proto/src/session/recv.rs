@@ -6,6 +6,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use super::error::{Flood, ProtocolViolation, SessionError, StreamError};
+use super::seen_ids::Lookup;
 use super::{Event, Role, Session};
 use crate::codec::DecodeError;
 use crate::frame::head::peek_version;
@@ -75,10 +76,13 @@ impl Session {
                     self.ping.on_activity(now);
                     // A malformed SYN_STREAM still uses up its id.
                     if kind == crate::frame::ControlType::SynStream
-                        && stream_id > self.last_remote_id
                         && self.is_peer_id(stream_id)
+                        && !stream_id.is_zero()
                     {
-                        self.last_remote_id = stream_id;
+                        self.seen_remote_ids.mark(stream_id);
+                        if stream_id > self.last_remote_id {
+                            self.last_remote_id = stream_id;
+                        }
                     }
                     self.stream_error(now, stream_id, status);
                 }
@@ -396,7 +400,22 @@ impl Session {
             self.fail_session(ProtocolViolation::WrongParity(id).into());
             return;
         }
-        if id < self.last_remote_id {
+        // In the tolerant mode an id below the highest that was never used
+        // (and is recent enough to know) opens a stream like a new one.
+        let tolerated = self.config.tolerate_unordered_stream_ids
+            && id < self.last_remote_id
+            && self.seen_remote_ids.lookup(id) == Lookup::Unused;
+        if id < self.last_remote_id && !tolerated {
+            if self.config.tolerate_unordered_stream_ids
+                && self.seen_remote_ids.lookup(id) == Lookup::Used
+            {
+                // A reused id: as for a second SYN_STREAM below.
+                self.stream_error(now, id, RstStatus::ProtocolError);
+                return;
+            }
+            // 2.3.2: "If an endpoint receives a SYN_STREAM with a stream id
+            // which is less than any previously received SYN_STREAM, it
+            // MUST issue a session error".
             self.fail_session(
                 ProtocolViolation::StreamIdNotIncreasing {
                     id,
@@ -412,7 +431,10 @@ impl Session {
             self.stream_error(now, id, RstStatus::ProtocolError);
             return;
         }
-        self.last_remote_id = id;
+        self.seen_remote_ids.mark(id);
+        if !tolerated {
+            self.last_remote_id = id;
+        }
         // "After sending a GOAWAY message, the sender must ignore all
         // SYN_STREAM frames for new streams." Their blocks were inflated
         // all the same: counted, so a stream of them is bounded.
