@@ -386,7 +386,9 @@ impl SendRequest {
                 }
             });
         }
-        let handle = self.handle.clone();
+        // The shared state, not a `Handle` clone: a handle counts toward
+        // keeping the session, and cloning one takes the lock twice.
+        let shared = self.handle.shared.clone();
         Box::pin(async move {
             let reply = tokio::select! {
                 reply = recv.reply() => reply?,
@@ -414,7 +416,14 @@ impl SendRequest {
                 Err(e) => {
                     // A SYN_REPLY without a status: "the client must reply
                     // with a RST_STREAM frame indicating a PROTOCOL ERROR".
-                    let _ = handle.reset(recv.id(), RstStatus::ProtocolError);
+                    let mut state = shared.lock();
+                    if state
+                        .session
+                        .reset(recv.id(), RstStatus::ProtocolError)
+                        .is_ok()
+                    {
+                        state.wake_driver();
+                    }
                     Err(e.into())
                 }
             }
