@@ -129,6 +129,31 @@ async fn poll_ready_waits_for_the_servers_one_stream() {
 }
 
 #[tokio::test]
+async fn dropping_the_request_that_holds_the_slot_wakes_a_waiter() {
+    let (addr, _release) = one_stream_server().await;
+    let client = timeout(LIMIT, Client::connect(addr, Builder::new()))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut svc = client.as_send_request().clone();
+    let res = timeout(LIMIT, svc.clone().oneshot(get("/quick")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(body_of(res).await, "/quick");
+    let held = svc.call(get("/hold"));
+    let mut waiting = Box::pin(async move { svc.ready().await });
+    assert!(poll_fn(|cx| Poll::Ready(waiting.as_mut().poll(cx)))
+        .await
+        .is_pending());
+    // Giving up on the held request cancels its stream (RST_STREAM
+    // CANCEL), which frees the slot on our side at once.
+    drop(held);
+    timeout(LIMIT, waiting).await.unwrap().unwrap();
+    drop(client);
+}
+
+#[tokio::test]
 async fn client_is_a_tower_service_too() {
     let (addr, _release) = one_stream_server().await;
     let mut client = timeout(LIMIT, Builder::new().version(Version::V3).connect(addr))
