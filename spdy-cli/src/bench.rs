@@ -163,7 +163,7 @@ async fn bench(args: &Args) -> Result<ExitCode, Failure> {
     }
     let version = sessions
         .first()
-        .and_then(|s| s.send.handle().version())
+        .map(|s| s.version())
         .map(|v| v.to_string())
         .unwrap_or_default();
 
@@ -173,14 +173,14 @@ async fn bench(args: &Args) -> Result<ExitCode, Failure> {
         None => Budget::Requests(AtomicU64::new(args.requests.unwrap_or(0))),
     });
     let mut slots = tokio::task::JoinSet::new();
-    let mut drivers = Vec::new();
+    let mut clients = Vec::new();
     for session in sessions {
         // A connection that fails stops its own slots, not the others.
         let dead = Arc::new(AtomicBool::new(false));
         for _ in 0..args.streams {
             let slot = Slot {
                 timeout: request_timeout,
-                send: session.send.clone(),
+                send: session.as_send_request().clone(),
                 method: method.clone(),
                 uri: target.uri.clone(),
                 budget: budget.clone(),
@@ -188,7 +188,7 @@ async fn bench(args: &Args) -> Result<ExitCode, Failure> {
             };
             slots.spawn(slot.run());
         }
-        drivers.push((session.send, session.driver));
+        clients.push(session);
     }
     let mut total = Tally::new();
     while let Some(tally) = slots.join_next().await {
@@ -200,9 +200,8 @@ async fn bench(args: &Args) -> Result<ExitCode, Failure> {
     let elapsed = start.elapsed();
     // Close politely: the connections end once nothing is open.
     let mut connection_errors = Vec::new();
-    for (send, mut driver) in drivers {
-        drop(send);
-        if let Ok(Ok(Err(e))) = tokio::time::timeout(connect::CLOSE_WAIT, &mut driver).await {
+    for client in clients {
+        if let Ok(Err(e)) = tokio::time::timeout(connect::CLOSE_WAIT, client.shutdown()).await {
             connection_errors.push(describe(&e));
         }
     }

@@ -7,12 +7,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use http::Uri;
-use spdy::client::SendRequest;
+use spdy::client::{Builder, Client};
 use spdy::proto::session::{Initiator, StreamError};
 use spdy::tls::rustls;
 use spdy::{Error, RstStatus, Version};
 use tokio::net::TcpStream;
-use tokio::task::JoinHandle;
 
 /// How long connecting may take.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -109,13 +108,6 @@ impl Target {
     }
 }
 
-/// A SPDY session to the target: requests go through `send`; `driver` is
-/// the connection's task (its result says why it ended).
-pub(crate) struct Connected {
-    pub(crate) send: SendRequest,
-    pub(crate) driver: JoinHandle<Result<(), Error>>,
-}
-
 /// Prepares what connecting needs before any connection is made (a bad
 /// CA file is a usage error, found once).
 pub(crate) fn prepare(
@@ -130,13 +122,14 @@ pub(crate) fn prepare(
 
 /// Connects to `target` and starts a SPDY session: over plain TCP in
 /// `args.spdy` (3.1 by default), or over TLS with the version agreed by
-/// ALPN. With `verbose`, says what happens on standard error.
+/// ALPN. With `verbose`, says what happens on standard error. The
+/// client's connection task says why it ended (`Client::closed`).
 pub(crate) async fn connect(
     target: &Target,
     args: &ConnectArgs,
     connector: Option<&spdy::tls::Connector>,
     verbose: bool,
-) -> Result<Connected, Failure> {
+) -> Result<Client, Failure> {
     let (host, port) = (target.host.as_str(), target.port);
     let tcp = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect((host, port))).await {
         Ok(Ok(tcp)) => tcp,
@@ -155,17 +148,14 @@ pub(crate) async fn connect(
     };
     let _ = tcp.set_nodelay(true);
     let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    let (send, driver) = match connector {
+    let client = match connector {
         None => {
             let version = args.spdy.unwrap_or(Version::V3_1);
             if verbose {
                 eprintln!("* connected to {peer}, speaking SPDY/{version}");
             }
-            let (send, conn) = spdy::client::Builder::new()
-                .version(version)
-                .config(session_config())
-                .handshake(tcp);
-            (send, tokio::spawn(conn))
+            let (send, conn) = session_builder().version(version).handshake(tcp);
+            Client::new(send, conn)
         }
         Some(connector) => {
             if verbose {
@@ -183,20 +173,20 @@ pub(crate) async fn connect(
                     eprintln!("* ALPN agreed spdy/{version}, speaking SPDY/{version}");
                 }
             }
-            (send, tokio::spawn(conn))
+            Client::new(send, conn)
         }
     };
-    Ok(Connected { send, driver })
+    Ok(client)
 }
 
 /// The client's session settings: windows larger than SPDY's 64 KiB
 /// default, which would hold one download to 64 KiB per round trip (the
 /// command reads as fast as it can, so they cost no memory it would not
 /// use).
-fn session_config() -> spdy::Config {
-    spdy::Config::default()
-        .with_initial_window(4 << 20)
-        .with_session_window(32 << 20)
+fn session_builder() -> Builder {
+    Builder::new()
+        .initial_window(4 << 20)
+        .session_window(32 << 20)
 }
 
 /// The TLS client of `--insecure`, `--cacert` and `--spdy`.
@@ -211,7 +201,7 @@ fn connector(args: &ConnectArgs) -> Result<spdy::tls::Connector, Failure> {
     };
     let connector = connector
         .map_err(|e| Failure::new(EXIT_USAGE, describe(&e)))?
-        .config(session_config());
+        .client(session_builder());
     Ok(match args.spdy {
         Some(version) => connector.versions(&[version]),
         None => connector,
@@ -244,13 +234,13 @@ pub(crate) fn tls_failure(e: &Error, connector: &spdy::tls::Connector) -> Failur
 
 /// A failure of the request or its body, explained. When all the stream
 /// knows is that the connection closed, the connection task may know why.
-pub(crate) async fn failed(e: Error, driver: &mut JoinHandle<Result<(), Error>>) -> Failure {
+pub(crate) async fn failed(e: Error, client: &mut Client) -> Failure {
     let vague = matches!(
         e,
         Error::ConnectionClosed | Error::Stream(StreamError::SessionClosed)
     );
     if vague {
-        if let Ok(Ok(Err(cause))) = tokio::time::timeout(CLOSE_WAIT, &mut *driver).await {
+        if let Ok(Err(cause)) = tokio::time::timeout(CLOSE_WAIT, client.closed()).await {
             return Failure::new(EXIT_FAILURE, describe(&cause));
         }
     }

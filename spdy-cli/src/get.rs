@@ -11,8 +11,7 @@ use http_body_util::Empty;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use crate::connect::{
-    self, failed, ConnectArgs, Connected, Failure, Target, CLOSE_WAIT, EXIT_FAILURE, EXIT_HTTP,
-    EXIT_USAGE,
+    self, failed, ConnectArgs, Failure, Target, CLOSE_WAIT, EXIT_FAILURE, EXIT_HTTP, EXIT_USAGE,
 };
 
 #[derive(Debug, clap::Args)]
@@ -51,7 +50,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
 async fn fetch(args: &Args) -> Result<(), Failure> {
     let target = Target::parse(&args.url)?;
     let connector = connect::prepare(&target, &args.connect)?;
-    let Connected { send, mut driver } =
+    let mut client =
         connect::connect(&target, &args.connect, connector.as_ref(), args.verbose).await?;
     let (uri, host) = (&target.uri, target.host.as_str());
 
@@ -72,9 +71,9 @@ async fn fetch(args: &Args) -> Result<(), Failure> {
         eprintln!("> host: {}", uri.authority().map_or(host, |a| a.as_str()));
         print_headers("> ", request.headers());
     }
-    let response = match send.send_request(request).await {
+    let response = match client.send_request(request).await {
         Ok(response) => response,
-        Err(e) => return Err(failed(e, &mut driver).await),
+        Err(e) => return Err(failed(e, &mut client).await),
     };
     let status = response.status();
     let head_text = response_head(status, response.headers());
@@ -130,7 +129,7 @@ async fn fetch(args: &Args) -> Result<(), Failure> {
                 Ok(chunk) => chunk,
                 Err(e) => {
                     let _ = out.flush().await;
-                    let mut failure = failed(e, &mut driver).await;
+                    let mut failure = failed(e, &mut client).await;
                     failure.message = format!(
                         "{}, after {received}{} bytes of the body",
                         failure.message,
@@ -158,8 +157,7 @@ async fn fetch(args: &Args) -> Result<(), Failure> {
     out.shutdown().await.map_err(write_failed)?;
     // Go away politely: the connection closes once nothing is open.
     drop(body);
-    drop(send);
-    let _ = tokio::time::timeout(CLOSE_WAIT, &mut driver).await;
+    let _ = tokio::time::timeout(CLOSE_WAIT, client.shutdown()).await;
     Ok(())
 }
 

@@ -1058,7 +1058,10 @@ mod tests {
     fn session() -> SendRequest {
         // Never driven: routing only clones it (and a session can be
         // made outside any runtime).
-        spdy::client::handshake(tokio::io::duplex(64).0, Version::V3_1).0
+        spdy::client::Builder::new()
+            .version(Version::V3_1)
+            .handshake(tokio::io::duplex(64).0)
+            .0
     }
 
     #[test]

@@ -126,10 +126,16 @@ async fn ranges_in_every_version() {
     let server = Server::start(dir.path(), &[]).await;
     let url = server.url("/data.bin");
     for version in Version::ALL {
-        let client = timeout(LIMIT, spdy::client::Client::connect(&*server.addr, version))
-            .await
-            .unwrap()
-            .unwrap();
+        let client = timeout(
+            LIMIT,
+            spdy::client::Client::connect(
+                &*server.addr,
+                spdy::client::Builder::new().version(version),
+            ),
+        )
+        .await
+        .unwrap()
+        .unwrap();
         let cases: [(&str, u64, u64); 4] = [
             ("bytes=10-19", 10, 19),
             ("bytes=990-", 990, 999),
@@ -204,7 +210,10 @@ async fn folders_and_paths_outside_the_root() {
     let server = Server::start(&root, &[]).await;
     let client = timeout(
         LIMIT,
-        spdy::client::Client::connect(&*server.addr, Version::V3_1),
+        spdy::client::Client::connect(
+            &*server.addr,
+            spdy::client::Builder::new().version(Version::V3_1),
+        ),
     )
     .await
     .unwrap()
@@ -556,9 +565,12 @@ async fn bench_reports_failures_by_cause() {
 async fn serve_stops_cleanly_on_sigterm() {
     let dir = folder_of_sizes();
     let mut server = Server::start(dir.path(), &[]).await;
-    let client = spdy::client::Client::connect(&*server.addr, Version::V3_1)
-        .await
-        .unwrap();
+    let client = spdy::client::Client::connect(
+        &*server.addr,
+        spdy::client::Builder::new().version(Version::V3_1),
+    )
+    .await
+    .unwrap();
     let url = format!("http://{}/f5000000.bin", server.addr);
     let request = Request::get(&url).body(Empty::<Bytes>::new()).unwrap();
     let response = timeout(LIMIT, client.send_request(request))

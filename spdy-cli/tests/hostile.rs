@@ -86,7 +86,9 @@ async fn try_served_from(
 ) -> Result<spdy::client::SendRequest, String> {
     let result = timeout(LIMIT, async {
         let tcp = connect_from(from, &server.addr).await?;
-        let (send, connection) = spdy::client::handshake(tcp, Version::V3_1);
+        let (send, connection) = spdy::client::Builder::new()
+            .version(Version::V3_1)
+            .handshake(tcp);
         tokio::spawn(connection);
         let request = Request::get(server.url("/small.txt"))
             .body(Empty::<Bytes>::new())

@@ -25,7 +25,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let host = url.host().ok_or("the URL has no host")?;
     let addr = (host, url.port_u16().unwrap_or(80));
 
-    let client = spdy::client::Client::connect(addr, version).await?;
+    let builder = spdy::client::Builder::new().version(version);
+    let client = spdy::client::Client::connect(addr, builder).await?;
     let request = Request::get(url.clone()).body(Empty::<Bytes>::new())?;
     let mut response = client.send_request(request).await?;
 

@@ -12,11 +12,11 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Empty;
-use spdy::client::{Builder, Client};
+use spdy::client::{Builder, Client, SendRequest};
 use spdy::Version;
 use tokio::sync::Semaphore;
 
-async fn get(client: &Client, addr: &str, n: usize) -> usize {
+async fn get(client: &SendRequest, addr: &str, n: usize) -> usize {
     let req = Request::get(format!("http://{addr}/bytes/{n}"))
         .body(Empty::<Bytes>::new())
         .expect("valid request");
@@ -39,13 +39,14 @@ async fn main() {
             std::process::exit(2);
         }
     };
-    let config = spdy::Config::default()
-        .with_initial_window(4 << 20)
-        .with_session_window(32 << 20);
-    let builder = Builder::new().version(version).config(config);
-    let client = Client::connect_with(addr.as_str(), builder)
+    let builder = Builder::new()
+        .version(version)
+        .initial_window(4 << 20)
+        .session_window(32 << 20);
+    let connected = Client::connect(addr.as_str(), builder)
         .await
         .expect("connect");
+    let client = connected.as_send_request().clone();
     let start = Instant::now();
     let (bytes, requests) = match workload.as_str() {
         "big" => (get(&client, &addr, 256 << 20).await, 1),

@@ -54,9 +54,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     // A client, to see the push: the page and its pushed stylesheet.
-    let client = spdy::client::Client::connect(addr, spdy::Version::V3_1).await?;
+    let builder = spdy::client::Builder::new().enable_push(true);
+    let client = spdy::client::Client::connect(addr, builder).await?;
     let request = Request::get(format!("http://{addr}/")).body(Empty::<Bytes>::new())?;
-    let (page, pushed) = tokio::join!(client.send_request(request), client.accept_push());
+    let (page, pushed) = tokio::join!(
+        client.send_request(request),
+        client.as_send_request().accept_push()
+    );
     let page = page?.into_body().collect().await?.to_bytes();
     println!("GET / ->\n{}", String::from_utf8_lossy(&page));
     if let Some(pushed) = pushed {

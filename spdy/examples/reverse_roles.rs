@@ -39,7 +39,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let (tcp, origin_addr) = listener.accept().await?;
     println!("[proxy] accepted the origin's connection from {origin_addr}; acting as the client");
-    let (send, connection) = spdy::client::handshake(tcp, Version::V3_1);
+    let (send, connection) = spdy::client::Builder::new()
+        .version(Version::V3_1)
+        .handshake(tcp);
     tokio::spawn(connection);
 
     for path in ["/", "/status"] {

@@ -9,7 +9,7 @@
 //!   `http/1.1`, or no ALPN at all (a client that does not send it), is
 //!   served as HTTP/1.1 by hyper with *the same service*, so curl and
 //!   browsers work on the same port.
-//! - A client ([`Connector`], [`connect`]) offers `spdy/3.1`, `spdy/3` and
+//! - A client ([`Connector`], [`Connector::connect`]) offers `spdy/3.1`, `spdy/3` and
 //!   `spdy/2` (or the versions it is told to) and speaks the one the server
 //!   picks; if the server picks none of them the error is
 //!   [`Error::NoSpdyProtocol`].
@@ -46,8 +46,8 @@
 //!
 //! // Client: trusts cert.pem, speaks the version the server picked.
 //! let connector = tls::Connector::with_ca_file("cert.pem")?;
-//! let client = tls::connect("127.0.0.1:4443", "localhost", &connector).await?;
-//! println!("SPDY/{:?}", client.handle().version());
+//! let client = connector.connect("127.0.0.1:4443", "localhost").await?;
+//! println!("SPDY/{}", client.version());
 //! let req = http::Request::get("https://localhost:4443/").body(Empty::<Bytes>::new())?;
 //! let mut res = client.send_request(req).await?;
 //! let body = res.body_mut().collect_to_vec(1 << 20).await?;
@@ -74,10 +74,10 @@ use rustls::{
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 
-use crate::client::{self, SendRequest};
+use crate::client::{self, Client, SendRequest};
 use crate::error::Error;
 use crate::server::{self, HttpService};
-use crate::{Config, Connection, RecvBody, Version};
+use crate::{Connection, RecvBody, Version};
 
 /// The rustls this module is built on, for its configuration and
 /// certificate types (`rustls::pki_types::CertificateDer` and the like).
@@ -503,7 +503,7 @@ pub fn client_config(roots: RootCertStore) -> Result<ClientConfig, Error> {
 #[derive(Debug, Clone)]
 pub struct Connector {
     config: Arc<ClientConfig>,
-    spdy: Config,
+    client: client::Builder,
     handshake_timeout: Duration,
 }
 
@@ -512,7 +512,7 @@ impl Connector {
     pub fn new(config: Arc<ClientConfig>) -> Connector {
         Connector {
             config,
-            spdy: Config::default(),
+            client: client::Builder::new(),
             handshake_timeout: HANDSHAKE_TIMEOUT,
         }
     }
@@ -553,9 +553,11 @@ impl Connector {
         self
     }
 
-    /// The SPDY session's limits and windows.
-    pub fn config(mut self, config: Config) -> Connector {
-        self.spdy = config;
+    /// The SPDY session's settings: limits, windows, push. Its version is
+    /// not used: the session speaks the one ALPN agreed on (offer them
+    /// with [`versions`](Self::versions)).
+    pub fn client(mut self, builder: client::Builder) -> Connector {
+        self.client = builder;
         self
     }
 
@@ -603,20 +605,18 @@ impl Connector {
                 })
             }
         };
-        Ok(client::Builder::new()
-            .version(version)
-            .config(self.spdy.clone())
-            .handshake(stream))
+        Ok(self.client.clone().version(version).handshake(stream))
     }
 
     /// Connects over TCP to `addr`, then as [`handshake`](Self::handshake)
     /// with `server_name` (a DNS name or an IP address; what the
-    /// certificate must name).
+    /// certificate must name), and returns the client with its connection
+    /// task spawned.
     pub async fn connect(
         &self,
         addr: impl ToSocketAddrs,
         server_name: &str,
-    ) -> Result<(SendRequest, Connection<ClientTlsStream<TcpStream>>), Error> {
+    ) -> Result<Client, Error> {
         let bare = server_name.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(bare.to_owned()).map_err(|e| {
             io::Error::new(
@@ -626,22 +626,9 @@ impl Connector {
         })?;
         let tcp = TcpStream::connect(addr).await?;
         tcp.set_nodelay(true)?;
-        self.handshake(tcp, name).await
+        let (send, conn) = self.handshake(tcp, name).await?;
+        Ok(Client::new(send, conn))
     }
-}
-
-/// Connects to `addr` over TLS with `connector`, verifying the certificate
-/// for `server_name`, and returns a client of the SPDY version the server
-/// picked, its connection task spawned. See [`Connector::connect`] to spawn
-/// the connection yourself.
-pub async fn connect(
-    addr: impl ToSocketAddrs,
-    server_name: &str,
-    connector: &Connector,
-) -> Result<SendRequest, Error> {
-    let (send, conn) = connector.connect(addr, server_name).await?;
-    tokio::spawn(conn);
-    Ok(send)
 }
 
 /// **INSECURE**: a server certificate verifier that accepts every

@@ -301,7 +301,9 @@ async fn control_ten_unaccepted_pushes_leave_room_for_the_response() {
 
 async fn unaccepted_pushes(count: usize) {
     let (a, b) = tokio::io::duplex(4 << 20);
-    let (request_sender, cconn) = spdy::client::handshake(a, Version::V3_1);
+    let (request_sender, cconn) = spdy::client::Builder::new()
+        .version(Version::V3_1)
+        .handshake(a);
     let (server, sconn) = spdy::handshake(b, Role::Server, Version::V3_1, Config::default());
     tokio::spawn(cconn);
     tokio::spawn(sconn);
@@ -403,7 +405,9 @@ async fn dropped_recv_halves(count: u32) {
 #[tokio::test]
 async fn response_shorter_than_its_content_length_is_an_error() {
     let (a, b) = tokio::io::duplex(1 << 20);
-    let (request_sender, cconn) = spdy::client::handshake(a, Version::V3_1);
+    let (request_sender, cconn) = spdy::client::Builder::new()
+        .version(Version::V3_1)
+        .handshake(a);
     let (server, sconn) = spdy::handshake(b, Role::Server, Version::V3_1, Config::default());
     tokio::spawn(cconn);
     tokio::spawn(sconn);

@@ -512,7 +512,7 @@ mod rust_client_node_server {
             .await
             .expect("connect to node");
         tcp.set_nodelay(true).unwrap();
-        let (client, conn) = spdy::client::handshake(tcp, version);
+        let (client, conn) = spdy::client::Builder::new().version(version).handshake(tcp);
         let driver = tokio::spawn(conn);
         Setup {
             version,

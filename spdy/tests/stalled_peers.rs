@@ -307,7 +307,9 @@ async fn a_response_nobody_reads_is_reset_at_the_send_timeout() {
             .await;
     });
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (send, conn) = spdy::client::handshake(tcp, Version::V3_1);
+    let (send, conn) = spdy::client::Builder::new()
+        .version(Version::V3_1)
+        .handshake(tcp);
     tokio::spawn(conn);
     let request = Request::get("http://localhost/endless")
         .body(String::new())
@@ -389,7 +391,9 @@ async fn a_request_body_that_stops_ends_at_the_recv_timeout() {
             .await;
     });
     let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (send, conn) = spdy::client::handshake(tcp, Version::V3_1);
+    let (send, conn) = spdy::client::Builder::new()
+        .version(Version::V3_1)
+        .handshake(tcp);
     tokio::spawn(conn);
     let request = Request::post("http://localhost/upload")
         .body(OnePieceThenSilence(false))

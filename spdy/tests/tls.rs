@@ -90,7 +90,7 @@ async fn start(acceptor: Acceptor) -> SocketAddr {
 }
 
 /// GET then POST with our SPDY client; returns the two answers.
-async fn spdy_exchange(send: &spdy::client::SendRequest, addr: SocketAddr) -> [String; 2] {
+async fn spdy_exchange(send: &spdy::client::Client, addr: SocketAddr) -> [String; 2] {
     let url = format!("https://localhost:{}/hello", addr.port());
     let get = Request::get(&url).body(Empty::<Bytes>::new()).unwrap();
     let mut res = timeout(LIMIT, send.send_request(get))
@@ -119,11 +119,11 @@ async fn alpn_selects_each_version() {
     let addr = start(cert.acceptor()).await;
     for version in [Version::V3_1, Version::V3, Version::V2] {
         let connector = cert.connector().versions(&[version]);
-        let send = timeout(LIMIT, spdy::tls::connect(addr, "localhost", &connector))
+        let send = timeout(LIMIT, connector.connect(addr, "localhost"))
             .await
             .unwrap()
             .unwrap_or_else(|e| panic!("SPDY/{version}: {e}"));
-        assert_eq!(send.handle().version(), Some(version));
+        assert_eq!(send.version(), version);
         let url = format!("https://localhost:{}/hello", addr.port());
         assert_eq!(
             spdy_exchange(&send, addr).await,
@@ -138,21 +138,18 @@ async fn the_server_preference_wins() {
     let cert = self_signed();
     let addr = start(cert.acceptor()).await;
     // Everything offered: the server prefers 3.1.
-    let send = timeout(
-        LIMIT,
-        spdy::tls::connect(addr, "localhost", &cert.connector()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(send.handle().version(), Some(Version::V3_1));
-    // 2 before 3 in the client's list: still 3, the server's choice.
-    let connector = cert.connector().versions(&[Version::V2, Version::V3]);
-    let send = timeout(LIMIT, spdy::tls::connect(addr, "localhost", &connector))
+    let send = timeout(LIMIT, cert.connector().connect(addr, "localhost"))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(send.handle().version(), Some(Version::V3));
+    assert_eq!(send.version(), Version::V3_1);
+    // 2 before 3 in the client's list: still 3, the server's choice.
+    let connector = cert.connector().versions(&[Version::V2, Version::V3]);
+    let send = timeout(LIMIT, connector.connect(addr, "localhost"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(send.version(), Version::V3);
     spdy_exchange(&send, addr).await;
 
     // A server offering only SPDY/2 (and HTTP/1.1) gets a 2/3/3.1 client
@@ -162,14 +159,11 @@ async fn the_server_preference_wins() {
             .protocols(&[Protocol::Spdy(Version::V2), Protocol::Http1]),
     )
     .await;
-    let send = timeout(
-        LIMIT,
-        spdy::tls::connect(addr, "localhost", &cert.connector()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert_eq!(send.handle().version(), Some(Version::V2));
+    let send = timeout(LIMIT, cert.connector().connect(addr, "localhost"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(send.version(), Version::V2);
     spdy_exchange(&send, addr).await;
 }
 
@@ -242,13 +236,10 @@ async fn an_http1_client_gets_the_same_service() {
     }
 
     // And SPDY on the same port at the same time.
-    let send = timeout(
-        LIMIT,
-        spdy::tls::connect(addr, "localhost", &cert.connector()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let send = timeout(LIMIT, cert.connector().connect(addr, "localhost"))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         spdy_exchange(&send, addr).await,
         [format!("GET {url} "), format!("POST {url} posted")]
@@ -274,7 +265,7 @@ async fn no_protocol_in_common_is_a_typed_error() {
             .map(|accepted| accepted.protocol())
     });
     let connector = cert.connector().versions(&[Version::V2]);
-    let err = timeout(LIMIT, spdy::tls::connect(addr, "localhost", &connector))
+    let err = timeout(LIMIT, connector.connect(addr, "localhost"))
         .await
         .unwrap()
         .unwrap_err();
@@ -290,13 +281,10 @@ async fn no_protocol_in_common_is_a_typed_error() {
 
     // A server offering only HTTP/1.1.
     let addr = start(cert.acceptor().protocols(&[Protocol::Http1])).await;
-    let err = timeout(
-        LIMIT,
-        spdy::tls::connect(addr, "localhost", &cert.connector()),
-    )
-    .await
-    .unwrap()
-    .unwrap_err();
+    let err = timeout(LIMIT, cert.connector().connect(addr, "localhost"))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(
         matches!(err, Error::NoSpdyProtocol { negotiated: None }),
         "{err:?}"
@@ -308,13 +296,10 @@ async fn no_protocol_in_common_is_a_typed_error() {
         spdy::tls::server_config(vec![cert.der.clone()], cert.key.clone_key()).unwrap();
     config.alpn_protocols.clear();
     let addr = start(Acceptor::from_config(Arc::new(config))).await;
-    let err = timeout(
-        LIMIT,
-        spdy::tls::connect(addr, "localhost", &cert.connector()),
-    )
-    .await
-    .unwrap()
-    .unwrap_err();
+    let err = timeout(LIMIT, cert.connector().connect(addr, "localhost"))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(
         matches!(err, Error::NoSpdyProtocol { negotiated: None }),
         "{err:?}"
@@ -328,7 +313,7 @@ async fn certificates_are_verified_unless_insecure() {
 
     // Trusting nothing: the certificate is not trusted.
     let untrusting = Connector::with_roots(RootCertStore::empty()).unwrap();
-    let err = timeout(LIMIT, spdy::tls::connect(addr, "localhost", &untrusting))
+    let err = timeout(LIMIT, untrusting.connect(addr, "localhost"))
         .await
         .unwrap()
         .unwrap_err();
@@ -343,39 +328,30 @@ async fn certificates_are_verified_unless_insecure() {
     );
 
     // Trusted, but for another name.
-    let err = timeout(
-        LIMIT,
-        spdy::tls::connect(addr, "elsewhere.example", &cert.connector()),
-    )
-    .await
-    .unwrap()
-    .unwrap_err();
+    let err = timeout(LIMIT, cert.connector().connect(addr, "elsewhere.example"))
+        .await
+        .unwrap()
+        .unwrap_err();
     assert!(
         matches!(err, Error::Tls(rustls::Error::InvalidCertificate(_))),
         "{err:?}"
     );
 
     // Trusted, by IP address too.
-    let send = timeout(
-        LIMIT,
-        spdy::tls::connect(addr, "127.0.0.1", &cert.connector()),
-    )
-    .await
-    .unwrap()
-    .unwrap();
+    let send = timeout(LIMIT, cert.connector().connect(addr, "127.0.0.1"))
+        .await
+        .unwrap()
+        .unwrap();
     spdy_exchange(&send, addr).await;
 
     // Insecure: any certificate, any name, still SPDY by ALPN.
     for version in [Version::V3_1, Version::V3, Version::V2] {
         let insecure = Connector::insecure().unwrap().versions(&[version]);
-        let send = timeout(
-            LIMIT,
-            spdy::tls::connect(addr, "elsewhere.example", &insecure),
-        )
-        .await
-        .unwrap()
-        .unwrap();
-        assert_eq!(send.handle().version(), Some(version));
+        let send = timeout(LIMIT, insecure.connect(addr, "elsewhere.example"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(send.version(), version);
         spdy_exchange(&send, addr).await;
     }
 }
@@ -414,7 +390,7 @@ async fn pem_files() {
     let acceptor = Acceptor::from_pem_files(&cert_path, &key_path).unwrap();
     let addr = start(acceptor).await;
     let connector = Connector::with_ca_file(&cert_path).unwrap();
-    let send = timeout(LIMIT, spdy::tls::connect(addr, "localhost", &connector))
+    let send = timeout(LIMIT, connector.connect(addr, "localhost"))
         .await
         .unwrap()
         .unwrap();

@@ -216,8 +216,8 @@ async fn the_same_router_over_tls_spdy_by_alpn() {
     let (acceptor, roots) = tls_pair();
     let addr = start_tls(acceptor).await;
     // Offers what tls::Connector offers; the server picks its first choice.
-    // (The session is started by hand, as tls::Connector has no switch
-    // for accepting pushes.)
+    // (The session is started by hand on this test's own TLS stream, so
+    // that ALPN's pick is checked first.)
     let tls = tls_client(addr, roots, &[b"spdy/3.1", b"spdy/3", b"spdy/2"]).await;
     assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"spdy/3.1"[..]));
     let (send, conn) = spdy::client::Builder::new()
@@ -299,7 +299,9 @@ async fn a_closure_through_service_fn() {
     });
     tokio::spawn(async move { spdy::server::Builder::new().serve(listener, service).await });
     let tcp = TcpStream::connect(addr).await.unwrap();
-    let (send, conn) = spdy::client::handshake(tcp, Version::V3);
+    let (send, conn) = spdy::client::Builder::new()
+        .version(Version::V3)
+        .handshake(tcp);
     tokio::spawn(conn);
     let got = fetch(&send, "GET", &format!("http://{addr}/x"), "").await;
     assert_eq!(got, (StatusCode::OK, None, "/x true".to_owned()));

@@ -139,6 +139,11 @@ impl Config {
         self.accept_push
     }
 
+    /// See [`with_decode_limits`](Self::with_decode_limits).
+    pub fn decode_limits(&self) -> DecodeLimits {
+        self.decode
+    }
+
     /// Receive window of each stream (SPDY/3 and later): what a peer can
     /// make us buffer per stream. Above 64 KiB it is given to each stream
     /// by a WINDOW_UPDATE when the stream opens, since some peers ignore

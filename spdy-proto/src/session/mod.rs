@@ -419,6 +419,16 @@ impl Session {
         (self.local_active, self.remote_active)
     }
 
+    /// Whether a stream opened now would go out at once: `Ok(false)` while
+    /// the peer's MAX_CONCURRENT_STREAMS is reached (it would wait in the
+    /// pending queue), the error [`open_stream`](Self::open_stream) would
+    /// give once no stream can be opened (`Closing` after a GOAWAY either
+    /// way). What a driver's `poll_ready` asks.
+    pub fn can_open(&self) -> Result<bool, UserError> {
+        self.check_open_allowed()?;
+        Ok(self.pending_opens.is_empty() && self.local_active < self.peer_max_concurrent as usize)
+    }
+
     /// Whether the session is over and everything it had to send has been
     /// handed out by `poll_transmit`.
     pub fn is_closed(&self) -> bool {

@@ -76,6 +76,9 @@ pub(crate) struct State {
     pub(crate) incoming: VecDeque<Incoming>,
     /// Tasks waiting in `accept` (handles are clonable: each gets woken).
     pub(crate) accept_wakers: Vec<Waker>,
+    /// Tasks waiting in `poll_ready` for a stream slot; woken once one is
+    /// free or opening fails for good.
+    pub(crate) ready_wakers: Vec<Waker>,
     /// Streams the peer opened that may wait for `accept`; beyond this they
     /// are refused, so a peer cannot queue work faster than it is taken.
     pub(crate) max_incoming: usize,
@@ -102,6 +105,7 @@ impl Shared {
                 slots: HashMap::new(),
                 incoming: VecDeque::new(),
                 accept_wakers: Vec::new(),
+                ready_wakers: Vec::new(),
                 max_incoming,
                 driver_waker: None,
                 pings: HashMap::new(),
@@ -137,6 +141,26 @@ impl State {
     pub(crate) fn dispatch_events(&mut self) {
         while let Some(event) = self.session.poll_event() {
             self.dispatch(event);
+        }
+        // Every change that frees a slot (a stream closed or failed, a
+        // cancel by a dropped handle, SETTINGS raising the limit) or ends
+        // the session passes through here: checked, not inferred from
+        // events, so none is missed.
+        if !self.ready_wakers.is_empty() && self.session.can_open() != Ok(false) {
+            self.wake_ready();
+        }
+    }
+
+    fn wake_ready(&mut self) {
+        for waker in self.ready_wakers.drain(..) {
+            waker.wake();
+        }
+    }
+
+    /// Registers a task waiting in `poll_ready`.
+    pub(crate) fn wait_ready(&mut self, waker: &Waker) {
+        if !self.ready_wakers.iter().any(|w| w.will_wake(waker)) {
+            self.ready_wakers.push(waker.clone());
         }
     }
 
@@ -279,6 +303,7 @@ impl State {
             wake(&mut ping.waker);
         }
         self.wake_accepters();
+        self.wake_ready();
     }
 
     fn wake_accepters(&mut self) {
