@@ -93,10 +93,10 @@ pub(crate) struct Args {
     /// A response whose public client accepts no bytes for this long is
     /// reset (its tunnel stream freed) and the client's connection closed
     /// (nginx's send_timeout). 0s: never.
-    #[arg(long, default_value = "60s", value_name = "DUR", value_parser = tunnel::parse_duration)]
+    #[arg(long, default_value = "60s", value_name = "DUR", value_parser = crate::timeouts::duration)]
     send_timeout: Duration,
     /// How long a wrong token waits for its refusal (slows guessing).
-    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = tunnel::parse_duration, hide = true)]
+    #[arg(long, default_value = "1s", value_name = "DUR", value_parser = crate::timeouts::duration, hide = true)]
     refusal_delay: Duration,
     /// Do not log each public request.
     #[arg(short, long)]

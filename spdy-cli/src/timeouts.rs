@@ -10,7 +10,7 @@ use std::time::Duration;
 use spdy::server;
 
 /// Parses `500ms`, `30s`, `2m`; `0` or `0s` turns a wait off.
-fn duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
@@ -86,6 +86,11 @@ mod tests {
         assert_eq!(duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(duration("0"), Ok(Duration::ZERO));
         assert!(duration("soon").is_err());
+        assert_eq!(duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(duration("1.5s"), Ok(Duration::from_millis(1500)));
+        for bad in ["", "5", "s", "-1s", "99999999999999999h"] {
+            assert!(duration(bad).is_err(), "{bad}");
+        }
         assert_eq!(on(Duration::ZERO), None);
     }
 }

@@ -81,29 +81,6 @@ pub(crate) fn origin_session_config() -> spdy::Config {
     session_config().with_peer_reset_rate(ORIGIN_PEER_RESETS)
 }
 
-/// A duration as the command line gives it: a number and a unit, `ms`,
-/// `s`, `m` or `h` (`500ms`, `2s`, `1m`).
-pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("{text:?} has no unit (ms, s, m or h)"))?;
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} does not start with a number"))?;
-    let millis = match unit {
-        "ms" => Some(number),
-        "s" => number.checked_mul(1000),
-        "m" => number.checked_mul(60_000),
-        "h" => number.checked_mul(3_600_000),
-        _ => return Err(format!("{text:?}: the unit is ms, s, m or h")),
-    };
-    millis
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("{text:?} is too long"))
-}
-
 /// Removes the headers that belong to one HTTP/1.1 hop: those `Connection`
 /// names, and RFC 9110's list (7.6.1). `Trailer` stays: it announces
 /// trailers end to end.
@@ -186,26 +163,6 @@ mod tests {
         let mut left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
         left.sort();
         assert_eq!(left, ["trailer", "x-kept"]);
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in [
-            "",
-            "5",
-            "s",
-            "1.5s",
-            "-1s",
-            "2 s",
-            "3d",
-            "99999999999999999h",
-        ] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
