@@ -318,10 +318,7 @@ where
                 let _ = send.reset(RstStatus::InternalError);
                 return Err(Error::Body(Arc::from(e)));
             }
-            Next::Data(bytes) => match timeout {
-                None => send.write(bytes).await?,
-                Some(limit) => write_within(&mut send, bytes, limit).await?,
-            },
+            Next::Data(bytes) => write_within(&mut send, bytes, timeout).await?,
             Next::Trailers(trailers) => {
                 return send.send_headers(headers::trailer_block(&trailers), true)
             }
@@ -350,14 +347,14 @@ async fn wait_for_room(
     }
 }
 
-/// Writes `data`, each wait for room bounded by `limit`.
+/// Writes `data`, each wait for room bounded by `limit` (if any).
 async fn write_within(
     send: &mut SendStream,
     mut data: Bytes,
-    limit: std::time::Duration,
+    limit: Option<std::time::Duration>,
 ) -> Result<(), Error> {
     while !data.is_empty() {
-        let room = wait_for_room(send, Some(limit)).await?;
+        let room = wait_for_room(send, limit).await?;
         let chunk = data.split_to(room.min(data.len()));
         send.send_data(chunk, false)?;
     }
