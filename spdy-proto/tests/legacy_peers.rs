@@ -7,28 +7,11 @@
 mod support;
 
 use bytes::Bytes;
-use spdy_proto::frame::{
-    Data, Frame, GoAway, GoAwayStatus, SettingId, StreamId, SynStream, Version, WindowUpdate,
-};
+use spdy_proto::frame::{Frame, GoAway, GoAwayStatus, SettingId, StreamId, Version};
 use std::time::Duration;
 
 use spdy_proto::session::{Config, Event, Recv, Role, Session, StreamError, DEFAULT_WINDOW};
-use support::{request, response, sid, Peer};
-
-fn syn(version: Version, id: u32, fin: bool) -> Frame {
-    Frame::SynStream(SynStream {
-        fin,
-        ..SynStream::new(sid(id), request(version, "/"))
-    })
-}
-
-fn data(id: u32, len: usize, fin: bool) -> Frame {
-    Frame::Data(Data::new(sid(id), vec![b'x'; len], fin))
-}
-
-fn window_update(id: u32, delta: u32) -> Frame {
-    Frame::WindowUpdate(WindowUpdate::new(StreamId::from_wire(id), delta))
-}
+use support::{data, request, response, sid, syn, window_update, Peer};
 
 fn goaways(frames: &[Frame]) -> Vec<GoAway> {
     frames

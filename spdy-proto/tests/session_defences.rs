@@ -10,29 +10,18 @@ use std::collections::{HashMap, HashSet};
 
 use bytes::{Bytes, BytesMut};
 use spdy_proto::frame::{
-    Data, Frame, FrameError, GoAwayStatus, Headers, Ping, RstStatus, RstStream, Setting, SettingId,
-    Settings, StreamId, SynReply, SynStream, Version, WindowUpdate,
+    Data, Frame, FrameError, GoAwayStatus, Headers, Ping, RstStatus, Setting, SettingId, Settings,
+    StreamId, SynReply, Version,
 };
 use spdy_proto::header_block::{HeaderBlock, HeaderBlockError};
 use spdy_proto::session::{Config, Event, Flood, OpenOptions, Role, Session, SessionError};
 use spdy_proto::{DecodeLimits, FrameEncoder};
-use support::{request, response, sid, Pair, Peer};
+use support::{request, response, rst, sid, syn, window_update, Pair, Peer};
 
 /// Our default stream window, the peer's session window before it raises
 /// it, and our largest DATA frame (the send slack).
 const WINDOW: usize = 64 * 1024;
 const SLACK: usize = 16 * 1024;
-
-fn syn(version: Version, id: u32, fin: bool) -> Frame {
-    Frame::SynStream(SynStream {
-        fin,
-        ..SynStream::new(sid(id), request(version, "/"))
-    })
-}
-
-fn window_update(id: u32, delta: u32) -> Frame {
-    Frame::WindowUpdate(WindowUpdate::new(StreamId::from_wire(id), delta))
-}
 
 /// A server peer with `n` client streams (1, 3, 5, ...) opened and replied
 /// to, its opening frames read.
@@ -225,10 +214,6 @@ fn a_peer_that_updates_its_windows_gets_every_body_through() {
 }
 
 // ===== 2. which resets count =====
-
-fn rst(id: u32, status: RstStatus) -> Frame {
-    Frame::RstStream(RstStream::new(sid(id), status))
-}
 
 /// The session ended with `flood` after a GOAWAY PROTOCOL_ERROR naming
 /// `last_good` (2.4.1: "MUST first send a GOAWAY").

@@ -8,28 +8,11 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use spdy_proto::frame::{
-    Data, Frame, RstStatus, RstStream, Setting, SettingId, Settings, SynStream, Version,
-};
+use spdy_proto::frame::{Frame, RstStatus, Setting, SettingId, Settings, Version};
 use spdy_proto::session::{Config, Event, Flood, RateLimit, Recv, Role, Session, SessionError};
-use support::{block, request, response, sid, Peer};
+use support::{block, data, request, response, rst, sid, syn, Peer};
 
 const SECOND: Duration = Duration::from_secs(1);
-
-fn syn(version: Version, id: u32, fin: bool) -> Frame {
-    Frame::SynStream(SynStream {
-        fin,
-        ..SynStream::new(sid(id), request(version, "/"))
-    })
-}
-
-fn rst(id: u32, status: RstStatus) -> Frame {
-    Frame::RstStream(RstStream::new(sid(id), status))
-}
-
-fn data(id: u32, len: usize, fin: bool) -> Frame {
-    Frame::Data(Data::new(sid(id), vec![b'x'; len], fin))
-}
 
 fn push_headers(version: Version, path: &str) -> spdy_proto::header_block::HeaderBlock {
     if version == Version::V2 {

@@ -16,22 +16,18 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use spdy_proto::frame::{
-    Data, Frame, GoAway, GoAwayStatus, Headers, Noop, Ping, RstStatus, RstStream, Setting,
-    SettingId, Settings, StreamId, SynReply, SynStream, Version, WindowUpdate,
+    Frame, GoAway, GoAwayStatus, Headers, Noop, Ping, RstStatus, Setting, SettingId, Settings,
+    StreamId, SynReply, Version,
 };
 use spdy_proto::header_block::HeaderBlock;
 use spdy_proto::session::{
     Config, Event, Flood, OpenOptions, RateLimit, Role, SessionError, StreamError, UserError,
 };
-use support::{request, response, sid, Peer};
+use support::{data, request, response, rst, sid, syn, window_update, Peer};
 
 const SECOND: Duration = Duration::from_secs(1);
 
 // ===== frames =====
-
-fn rst(id: u32, status: RstStatus) -> Frame {
-    Frame::RstStream(RstStream::new(sid(id), status))
-}
 
 /// A GOAWAY as the peer decodes it: SPDY/2's has no status (it reads as OK).
 fn goaway(version: Version, last_good: u32, status: GoAwayStatus) -> Frame {
@@ -43,23 +39,8 @@ fn goaway(version: Version, last_good: u32, status: GoAwayStatus) -> Frame {
     Frame::GoAway(GoAway::new(StreamId::from_wire(last_good), status))
 }
 
-fn syn(version: Version, id: u32, fin: bool) -> Frame {
-    Frame::SynStream(SynStream {
-        fin,
-        ..SynStream::new(sid(id), request(version, "/"))
-    })
-}
-
 fn reply(version: Version, id: u32) -> Frame {
     Frame::SynReply(SynReply::new(sid(id), response(version, "200 OK")))
-}
-
-fn data(id: u32, len: usize, fin: bool) -> Frame {
-    Frame::Data(Data::new(sid(id), vec![b'x'; len], fin))
-}
-
-fn window_update(id: u32, delta: u32) -> Frame {
-    Frame::WindowUpdate(WindowUpdate::new(StreamId::from_wire(id), delta))
 }
 
 fn ping(id: u32) -> Frame {

@@ -7,7 +7,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
-use spdy_proto::frame::{Frame, StreamId, Version};
+use spdy_proto::frame::{
+    Data, Frame, RstStatus, RstStream, StreamId, SynStream, Version, WindowUpdate,
+};
 use spdy_proto::header_block::HeaderBlock;
 use spdy_proto::session::{Config, Event, Role, Session, Transmit};
 use spdy_proto::{DecodeLimits, FrameDecoder, FrameEncoder};
@@ -225,6 +227,27 @@ impl Peer {
         self.now += by;
         self.session.handle_timeout(self.now);
     }
+}
+
+/// A peer's request on `id` (any id, even an invalid one, for the rules).
+pub fn syn(version: Version, id: u32, fin: bool) -> Frame {
+    Frame::SynStream(SynStream {
+        fin,
+        ..SynStream::new(StreamId::from_wire(id), request(version, "/"))
+    })
+}
+
+pub fn rst(id: u32, status: RstStatus) -> Frame {
+    Frame::RstStream(RstStream::new(StreamId::from_wire(id), status))
+}
+
+/// `len` bytes of DATA on `id`.
+pub fn data(id: u32, len: usize, fin: bool) -> Frame {
+    Frame::Data(Data::new(StreamId::from_wire(id), vec![b'x'; len], fin))
+}
+
+pub fn window_update(id: u32, delta: u32) -> Frame {
+    Frame::WindowUpdate(WindowUpdate::new(StreamId::from_wire(id), delta))
 }
 
 /// Whether `t` is a DATA transmit (used by tests that look at scheduling).
